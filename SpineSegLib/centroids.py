@@ -1,0 +1,113 @@
+"""Vertebra centroids as they cross module boundaries: label -> physical LPS millimetres.
+
+Voxel indices never leave the function that made them; files in voxel conventions (VerSe
+``_ctd.json``) are converted on read and write by :mod:`SpineSegLib.io`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from . import labels as L
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+class Centroids(Mapping[int, np.ndarray]):
+    """An immutable mapping VerSe label -> (3,) LPS point in mm, with optional confidence.
+
+    Iteration is in anatomical order (cranial to caudal). ``confidence`` holds, for example,
+    the heatmap response of a predicted landmark; ground-truth centroids have none.
+    """
+
+    __slots__ = ("_points", "_confidence")
+
+    def __init__(
+        self,
+        points: Mapping[int, Sequence[float]] | Iterable[tuple[int, Sequence[float]]] = (),
+        confidence: Mapping[int, float] | None = None,
+    ):
+        items = points.items() if isinstance(points, Mapping) else points
+        pts: dict[int, np.ndarray] = {}
+        for label, p in items:
+            arr = np.asarray(p, dtype=np.float64).reshape(-1)
+            if arr.shape != (3,):
+                raise ValueError(f"centroid of label {label} must have 3 coordinates, got {arr.shape[0]}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"centroid of label {label} is not finite: {arr.tolist()}")
+            arr.setflags(write=False)
+            pts[int(label)] = arr
+        self._points = {k: pts[k] for k in L.anatomical_order(pts)} if all(map(L.is_known, pts)) else pts
+        conf = {int(k): float(v) for k, v in (confidence or {}).items()}
+        unknown = set(conf) - set(pts)
+        if unknown:
+            raise ValueError(f"confidence given for labels without a centroid: {sorted(unknown)}")
+        self._confidence = conf
+
+    # Mapping protocol -------------------------------------------------------------
+    def __getitem__(self, label: int) -> np.ndarray:
+        return self._points[int(label)]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._points)
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{L.name_of(k) if L.is_known(k) else k}: {np.round(v, 2).tolist()}" for k, v in self.items())
+        return f"Centroids({{{body}}})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Centroids):
+            return NotImplemented
+        return (
+            list(self) == list(other)
+            and all(np.array_equal(self[k], other[k]) for k in self)
+            and self._confidence == other._confidence
+        )
+
+    # Accessors ----------------------------------------------------------------------
+    @property
+    def labels(self) -> list[int]:
+        return list(self._points)
+
+    @property
+    def confidence(self) -> dict[int, float]:
+        return dict(self._confidence)
+
+    def confidence_of(self, label: int) -> float | None:
+        return self._confidence.get(int(label))
+
+    def array(self, labels: Iterable[int] | None = None) -> np.ndarray:
+        """(N, 3) LPS points of ``labels`` (default: all, anatomical order)."""
+        keys = self.labels if labels is None else [int(k) for k in labels]
+        if not keys:
+            return np.zeros((0, 3))
+        return np.stack([self._points[k] for k in keys])
+
+    def ras(self) -> dict[int, np.ndarray]:
+        """The same points in RAS (Slicer's world frame)."""
+        return {k: LPS_TO_RAS @ v for k, v in self._points.items()}
+
+    @classmethod
+    def from_ras(cls, points: Mapping[int, Sequence[float]], confidence: Mapping[int, float] | None = None) -> Centroids:
+        return cls({k: LPS_TO_RAS @ np.asarray(v, float) for k, v in points.items()}, confidence)
+
+    # Derived copies -------------------------------------------------------------------
+    def subset(self, labels: Iterable[int]) -> Centroids:
+        keep = {int(k) for k in labels}
+        return Centroids(
+            {k: v for k, v in self._points.items() if k in keep},
+            {k: v for k, v in self._confidence.items() if k in keep},
+        )
+
+    def relabelled(self, mapping: Mapping[int, int]) -> Centroids:
+        """A copy with labels renamed by ``mapping`` (labels not in it are kept)."""
+        pts = {int(mapping.get(k, k)): v for k, v in self._points.items()}
+        if len(pts) != len(self._points):
+            raise ValueError("relabelling maps two centroids onto the same label")
+        conf = {int(mapping.get(k, k)): v for k, v in self._confidence.items()}
+        return Centroids(pts, conf)

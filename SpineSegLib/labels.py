@@ -1,0 +1,166 @@
+"""The one vertebra label table of SpineSeg (VerSe ids).
+
+Every module that names, colours, orders or codes a vertebra reads it from here, so the
+CLI, the training package and the Slicer module can never disagree about what label 20 is.
+
+VerSe ids: 1-7 C1-C7, 8-19 T1-T12, 20-24 L1-L5, 25 L6, 26 sacrum, 27 coccyx, 28 T13.
+Anatomical order puts T13 between T12 and L1 and L6 after L5.
+SNOMED CT codes are those of DICOM / Slicer's anatomy lists; T13 and L6 have no code of
+their own and use "Vertebra" (51282000) with the region as anatomic-region modifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CERVICAL = "cervical"
+THORACIC = "thoracic"
+LUMBAR = "lumbar"
+SACRAL = "sacral"
+COCCYGEAL = "coccygeal"
+
+
+@dataclass(frozen=True)
+class SnomedCode:
+    """A coded concept (scheme, value, meaning) as DICOM SEG and Slicer terminologies use it."""
+
+    value: str
+    meaning: str
+    scheme: str = "SCT"
+
+
+@dataclass(frozen=True)
+class VertebraLabel:
+    """One row of the label table."""
+
+    id: int
+    name: str
+    region: str
+    order: int  # position in anatomical order, cranial to caudal
+    color: tuple[int, int, int]  # display colour, RGB 0..255
+    snomed: SnomedCode
+    region_snomed: SnomedCode | None = None  # anatomic region modifier (T13, L6 only)
+
+    @property
+    def color_float(self) -> tuple[float, float, float]:
+        return tuple(c / 255.0 for c in self.color)  # type: ignore[return-value]
+
+
+_REGION_CODES = {
+    THORACIC: SnomedCode("122495006", "Thoracic spine"),
+    LUMBAR: SnomedCode("122496007", "Lumbar spine"),
+}
+_VERTEBRA = SnomedCode("51282000", "Vertebra")
+
+# (id, name, region, SNOMED value, SNOMED meaning, colour) in anatomical order.
+_ROWS: list[tuple[int, str, str, str | None, str | None, tuple[int, int, int]]] = [
+    (1, "C1", CERVICAL, "14806007", "C1 vertebra", (255, 235, 80)),
+    (2, "C2", CERVICAL, "39976000", "C2 vertebra", (120, 190, 255)),
+    (3, "C3", CERVICAL, "113205007", "C3 vertebra", (255, 160, 60)),
+    (4, "C4", CERVICAL, "5329002", "C4 vertebra", (60, 120, 230)),
+    (5, "C5", CERVICAL, "36978003", "C5 vertebra", (240, 120, 200)),
+    (6, "C6", CERVICAL, "36054005", "C6 vertebra", (80, 220, 200)),
+    (7, "C7", CERVICAL, "87391001", "C7 vertebra", (200, 80, 80)),
+    (8, "T1", THORACIC, "64864005", "T1 vertebra", (170, 255, 120)),
+    (9, "T2", THORACIC, "53733008", "T2 vertebra", (150, 90, 220)),
+    (10, "T3", THORACIC, "1626008", "T3 vertebra", (255, 210, 150)),
+    (11, "T4", THORACIC, "73071006", "T4 vertebra", (40, 160, 120)),
+    (12, "T5", THORACIC, "56401006", "T5 vertebra", (255, 110, 110)),
+    (13, "T6", THORACIC, "45296009", "T6 vertebra", (110, 150, 255)),
+    (14, "T7", THORACIC, "62487009", "T7 vertebra", (230, 230, 40)),
+    (15, "T8", THORACIC, "11068009", "T8 vertebra", (200, 120, 255)),
+    (16, "T9", THORACIC, "82687006", "T9 vertebra", (90, 240, 90)),
+    (17, "T10", THORACIC, "7610001", "T10 vertebra", (255, 140, 200)),
+    (18, "T11", THORACIC, "12989004", "T11 vertebra", (60, 200, 255)),
+    (19, "T12", THORACIC, "23215003", "T12 vertebra", (240, 170, 40)),
+    (28, "T13", THORACIC, None, None, (140, 200, 60)),
+    (20, "L1", LUMBAR, "66794005", "L1 vertebra", (130, 100, 255)),
+    (21, "L2", LUMBAR, "14293000", "L2 vertebra", (255, 90, 60)),
+    (22, "L3", LUMBAR, "36470004", "L3 vertebra", (70, 230, 170)),
+    (23, "L4", LUMBAR, "11994002", "L4 vertebra", (230, 80, 160)),
+    (24, "L5", LUMBAR, "49668003", "L5 vertebra", (100, 170, 60)),
+    (25, "L6", LUMBAR, None, None, (180, 140, 100)),
+    (26, "S", SACRAL, "54735007", "Sacrum", (210, 180, 140)),
+    (27, "Co", COCCYGEAL, "64688005", "Coccyx", (160, 160, 160)),
+]
+
+LABELS: dict[int, VertebraLabel] = {}
+for _order, (_id, _name, _region, _code, _meaning, _color) in enumerate(_ROWS):
+    LABELS[_id] = VertebraLabel(
+        id=_id,
+        name=_name,
+        region=_region,
+        order=_order,
+        color=_color,
+        snomed=SnomedCode(_code, _meaning) if _code else _VERTEBRA,
+        region_snomed=None if _code else _REGION_CODES[_region],
+    )
+
+_BY_NAME = {lab.name.upper(): lab for lab in LABELS.values()}
+_BY_NAME["SACRUM"] = LABELS[26]
+_BY_NAME["S1"] = LABELS[26]
+_BY_NAME["COCCYX"] = LABELS[27]
+
+#: Labels of the localisation heatmap channels (Payer et al. 2020: C1..L6 and T13), channel
+#: order = VerSe id order 1..25 then 28, so channel index = id - 1 except T13 -> 25.
+HEATMAP_LABELS: tuple[int, ...] = tuple(range(1, 26)) + (28,)
+#: Transitional vertebrae: a spine may or may not have them.
+TRANSITIONAL_LABELS: frozenset[int] = frozenset({25, 28})
+#: Vertebra ids (everything but sacrum and coccyx).
+VERTEBRA_LABELS: tuple[int, ...] = tuple(i for i in LABELS if i not in (26, 27))
+
+
+def is_known(label: int) -> bool:
+    return int(label) in LABELS
+
+
+def get(label: int) -> VertebraLabel:
+    """The table row of a VerSe id; ``KeyError`` names the id when it is unknown."""
+    try:
+        return LABELS[int(label)]
+    except KeyError:
+        raise KeyError(f"unknown vertebra label id {label} (VerSe ids are 1..28)") from None
+
+
+def name_of(label: int) -> str:
+    return get(label).name
+
+
+def id_of(name: str) -> int:
+    """VerSe id of a vertebra name such as "L1", "t13" or "sacrum"."""
+    try:
+        return _BY_NAME[name.strip().upper()].id
+    except KeyError:
+        raise KeyError(f"unknown vertebra name {name!r}") from None
+
+
+def region_of(label: int) -> str:
+    return get(label).region
+
+
+def anatomical_order(labels: Iterable[int]) -> list[int]:
+    """Sort label ids cranial to caudal (T13 after T12, L6 after L5)."""
+    return sorted((int(i) for i in labels), key=lambda i: get(i).order)
+
+
+def neighbours_in_order(label: int) -> tuple[int | None, int | None]:
+    """The labels right before and after ``label`` in anatomical order (None at the ends)."""
+    order = [r[0] for r in _ROWS]
+    k = order.index(get(label).id)
+    return (order[k - 1] if k > 0 else None, order[k + 1] if k + 1 < len(order) else None)
+
+
+def from_totalsegmentator(ts_id: int) -> int:
+    """VerSe id of a TotalSegmentator v2 'total' vertebra id (26..50).
+
+    TS 27..50 are L5..C1 and map by VerSe = 51 - TS. TS 26 is S1: the formula would give 25
+    (L6), which TS never predicts, so S1 maps to the VerSe sacrum (26), as in the remapped
+    TotalSegmentator example under ../shared/data/real.
+    """
+    ts_id = int(ts_id)
+    if ts_id == 26:
+        return 26  # TS "vertebrae_S1" is the sacrum's first segment: VerSe sacrum.
+    if 27 <= ts_id <= 50:
+        return 51 - ts_id
+    raise KeyError(f"TotalSegmentator id {ts_id} is not a vertebra (vertebrae are 26..50)")
