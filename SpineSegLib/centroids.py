@@ -22,7 +22,8 @@ class Centroids(Mapping[int, np.ndarray]):
     the heatmap response of a predicted landmark; ground-truth centroids have none.
     """
 
-    __slots__ = ("_points", "_confidence")
+    __slots__ = ("_confidence", "_points")
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking mapping: not hashable
 
     def __init__(
         self,
@@ -93,7 +94,9 @@ class Centroids(Mapping[int, np.ndarray]):
         return {k: LPS_TO_RAS @ v for k, v in self._points.items()}
 
     @classmethod
-    def from_ras(cls, points: Mapping[int, Sequence[float]], confidence: Mapping[int, float] | None = None) -> Centroids:
+    def from_ras(
+        cls, points: Mapping[int, Sequence[float]], confidence: Mapping[int, float] | None = None
+    ) -> Centroids:
         return cls({k: LPS_TO_RAS @ np.asarray(v, float) for k, v in points.items()}, confidence)
 
     # Derived copies -------------------------------------------------------------------

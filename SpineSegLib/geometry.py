@@ -233,9 +233,7 @@ def resample_to_spacing(
         if max(sigma) > 0:
             src = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
             src = sitk.Cast(src, image.GetPixelID())
-    return resample_to_grid(
-        src, target, interpolator="nearest" if is_label else "linear", default_value=default_value
-    )
+    return resample_to_grid(src, target, interpolator="nearest" if is_label else "linear", default_value=default_value)
 
 
 def axis_aligned_grid(image: sitk.Image, spacing: Sequence[float] | float | None = None) -> Grid:

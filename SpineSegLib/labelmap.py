@@ -1,0 +1,45 @@
+"""Small facts about instance label maps: which labels, where, and their centres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .centroids import Centroids
+from .geometry import Grid
+
+
+def label_ids(array: np.ndarray) -> list[int]:
+    """Sorted non-zero labels present in an integer array."""
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"label arrays must be integer, got {array.dtype}")
+    if array.dtype.itemsize == 1 and array.dtype.kind == "u":
+        present = np.flatnonzero(np.bincount(array.ravel(), minlength=256))
+    else:
+        present = np.unique(array)
+    return [int(v) for v in present if v != 0]
+
+
+def bounding_boxes(array: np.ndarray) -> dict[int, tuple[slice, ...]]:
+    """Label -> numpy slices of its bounding box (one pass over the array)."""
+    if array.size and array.max() > 65535:
+        raise ValueError("label values above 65535 are not supported")
+    objs = ndimage.find_objects(array.astype(np.int32, copy=False) if array.dtype.kind == "i" else array)
+    return {i + 1: sl for i, sl in enumerate(objs) if sl is not None}
+
+
+def label_centroids(image: sitk.Image, labels: Iterable[int] | None = None) -> Centroids:
+    """Centre of mass of each label's voxels, as LPS mm (whole-label centroids)."""
+    arr = sitk.GetArrayViewFromImage(image)
+    boxes = bounding_boxes(arr)
+    wanted = sorted(boxes) if labels is None else [int(v) for v in labels if int(v) in boxes]
+    grid = Grid.of(image)
+    points = {}
+    for lab in wanted:
+        sl = boxes[lab]
+        kji = np.asarray(ndimage.center_of_mass(arr[sl] == lab)) + [s.start for s in sl]
+        points[lab] = grid.index_to_physical(kji[::-1])[0]
+    return Centroids(points)
