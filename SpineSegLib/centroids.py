@@ -15,6 +15,21 @@ from . import labels as L
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
+def _label_key(label: object) -> int:
+    """``label`` as an int key; integral floats (from float masks) and digit strings (JSON keys) pass."""
+    try:
+        key = int(label)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"label {label!r} is not an integer") from None
+    if not isinstance(label, str) and key != label:
+        raise ValueError(f"label {label!r} is not an integer")
+    return key
+
+
+def _order_key(label: int) -> tuple[int, int]:
+    return (0, L.get(label).order) if L.is_known(label) else (1, label)
+
+
 class Centroids(Mapping[int, np.ndarray]):
     """An immutable mapping VerSe label -> (3,) LPS point in mm, with optional confidence.
 
@@ -33,23 +48,36 @@ class Centroids(Mapping[int, np.ndarray]):
         items = points.items() if isinstance(points, Mapping) else points
         pts: dict[int, np.ndarray] = {}
         for label, p in items:
-            arr = np.asarray(p, dtype=np.float64).reshape(-1)
+            key = _label_key(label)
+            # A copy: a view of the caller's array would let the caller change our "immutable" point.
+            arr = np.array(p, dtype=np.float64).reshape(-1)
             if arr.shape != (3,):
                 raise ValueError(f"centroid of label {label} must have 3 coordinates, got {arr.shape[0]}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"centroid of label {label} is not finite: {arr.tolist()}")
+            if key in pts:
+                raise ValueError(f"two centroids given for label {key}")
             arr.setflags(write=False)
-            pts[int(label)] = arr
-        self._points = {k: pts[k] for k in L.anatomical_order(pts)} if all(map(L.is_known, pts)) else pts
-        conf = {int(k): float(v) for k, v in (confidence or {}).items()}
+            pts[key] = arr
+        # Known labels cranial to caudal, then any others by id: one order whatever the input order.
+        self._points = {k: pts[k] for k in sorted(pts, key=_order_key)}
+        conf: dict[int, float] = {}
+        for k, v in (confidence or {}).items():
+            c = float(v)
+            if not np.isfinite(c):
+                raise ValueError(f"confidence of label {k} is not finite: {c}")
+            conf[_label_key(k)] = c
         unknown = set(conf) - set(pts)
         if unknown:
             raise ValueError(f"confidence given for labels without a centroid: {sorted(unknown)}")
-        self._confidence = conf
+        self._confidence = {k: conf[k] for k in self._points if k in conf}
 
     # Mapping protocol -------------------------------------------------------------
     def __getitem__(self, label: int) -> np.ndarray:
-        return self._points[int(label)]
+        try:
+            return self._points[_label_key(label)]
+        except ValueError:
+            raise KeyError(label) from None
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._points)
@@ -80,11 +108,11 @@ class Centroids(Mapping[int, np.ndarray]):
         return dict(self._confidence)
 
     def confidence_of(self, label: int) -> float | None:
-        return self._confidence.get(int(label))
+        return self._confidence.get(_label_key(label))
 
     def array(self, labels: Iterable[int] | None = None) -> np.ndarray:
         """(N, 3) LPS points of ``labels`` (default: all, anatomical order)."""
-        keys = self.labels if labels is None else [int(k) for k in labels]
+        keys = self.labels if labels is None else [_label_key(k) for k in labels]
         if not keys:
             return np.zeros((0, 3))
         return np.stack([self._points[k] for k in keys])
@@ -101,7 +129,7 @@ class Centroids(Mapping[int, np.ndarray]):
 
     # Derived copies -------------------------------------------------------------------
     def subset(self, labels: Iterable[int]) -> Centroids:
-        keep = {int(k) for k in labels}
+        keep = {_label_key(k) for k in labels}
         return Centroids(
             {k: v for k, v in self._points.items() if k in keep},
             {k: v for k, v in self._confidence.items() if k in keep},
@@ -109,8 +137,7 @@ class Centroids(Mapping[int, np.ndarray]):
 
     def relabelled(self, mapping: Mapping[int, int]) -> Centroids:
         """A copy with labels renamed by ``mapping`` (labels not in it are kept)."""
-        pts = {int(mapping.get(k, k)): v for k, v in self._points.items()}
-        if len(pts) != len(self._points):
+        new = {k: _label_key(mapping.get(k, k)) for k in self._points}
+        if len(set(new.values())) != len(new):
             raise ValueError("relabelling maps two centroids onto the same label")
-        conf = {int(mapping.get(k, k)): v for k, v in self._confidence.items()}
-        return Centroids(pts, conf)
+        return Centroids({new[k]: v for k, v in self._points.items()}, {new[k]: v for k, v in self._confidence.items()})

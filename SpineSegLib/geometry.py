@@ -23,6 +23,9 @@ INTERPOLATORS = {
     "label_gaussian": sitk.sitkLabelGaussian,
 }
 
+#: Tolerance (voxels) of :meth:`Grid.contains` at the box faces: far above float rounding, far below any real offset.
+CONTAINS_TOL_VOX = 1e-6
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -91,10 +94,14 @@ class Grid:
         return np.linalg.solve(m[:3, :3], (p - m[:3, 3]).T).T
 
     def contains(self, points: np.ndarray | Sequence[float], margin_vox: float = 0.0) -> np.ndarray:
-        """Whether each LPS point lies inside the grid's box (voxel edges) shrunk by ``margin_vox`` voxels."""
+        """Whether each LPS point lies inside the grid's box (voxel edges) shrunk by ``margin_vox`` voxels.
+
+        The box's faces count as inside, to ``CONTAINS_TOL_VOX`` voxels, so that a corner or face
+        point computed in floating point is not rejected by rounding in the last bit.
+        """
         idx = self.physical_to_index(points)
-        lo = -0.5 + margin_vox
-        hi = np.asarray(self.size) - 0.5 - margin_vox
+        lo = -0.5 + margin_vox - CONTAINS_TOL_VOX
+        hi = np.asarray(self.size) - 0.5 - margin_vox + CONTAINS_TOL_VOX
         return np.all((idx >= lo) & (idx <= hi), axis=1)
 
     def corners(self) -> np.ndarray:
@@ -119,11 +126,12 @@ class Grid:
 
     def same_as(self, other: Grid, tol: float = 1e-4) -> bool:
         """Equal size, and spacing/origin/direction within ``tol`` (mm, or unitless for direction)."""
+        # rtol=0: np.allclose's default relative term would loosen the origin test far from 0.
         return (
-            self.size == other.size
-            and np.allclose(self.spacing, other.spacing, atol=tol)
-            and np.allclose(self.origin, other.origin, atol=tol)
-            and np.allclose(self.direction, other.direction, atol=tol)
+            tuple(self.size) == tuple(other.size)
+            and np.allclose(self.spacing, other.spacing, rtol=0.0, atol=tol)
+            and np.allclose(self.origin, other.origin, rtol=0.0, atol=tol)
+            and np.allclose(self.direction, other.direction, rtol=0.0, atol=tol)
         )
 
 
@@ -218,22 +226,15 @@ def resample_to_spacing(
     *,
     is_label: bool = False,
     default_value: float = 0.0,
-    smooth_downsampling: bool = False,
 ) -> sitk.Image:
     """Resample to ``spacing`` mm, keeping direction and physical box.
 
-    Linear interpolation for images, nearest neighbour for labels. With
-    ``smooth_downsampling`` an image is Gaussian-smoothed before downsampling (sigma =
-    half the new spacing where it grows) so that thin bone does not alias away.
+    Linear interpolation for images, nearest neighbour for labels.
     """
     target = grid_with_spacing(Grid.of(image), spacing)
-    src = image
-    if smooth_downsampling and not is_label:
-        sigma = [max(0.0, (n - o) / 2.0) for n, o in zip(target.spacing, image.GetSpacing())]
-        if max(sigma) > 0:
-            src = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
-            src = sitk.Cast(src, image.GetPixelID())
-    return resample_to_grid(src, target, interpolator="nearest" if is_label else "linear", default_value=default_value)
+    return resample_to_grid(
+        image, target, interpolator="nearest" if is_label else "linear", default_value=default_value
+    )
 
 
 def axis_aligned_grid(image: sitk.Image, spacing: Sequence[float] | float | None = None) -> Grid:
@@ -250,8 +251,11 @@ def axis_aligned_grid(image: sitk.Image, spacing: Sequence[float] | float | None
         sp = sp_lps
     corners = g.corners()
     lo, hi = corners.min(axis=0), corners.max(axis=0)
-    size = np.maximum(1, np.round((hi - lo) / sp)).astype(int)
-    origin = lo + sp / 2.0
+    # ceil, not round: the grid must cover the whole box (rounding down cut off oblique corners);
+    # the tolerance keeps an exact fit (axis-aligned input) from gaining a voxel to float rounding.
+    size = np.maximum(1, np.ceil((hi - lo) / sp - 1e-6)).astype(int)
+    # Spread the extra (at most one voxel per axis) evenly on both sides of the box.
+    origin = (lo + hi) / 2.0 - sp * (size - 1) / 2.0
     return Grid(tuple(int(s) for s in size), tuple(sp.tolist()), tuple(origin.tolist()))
 
 

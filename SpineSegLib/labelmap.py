@@ -25,8 +25,13 @@ def label_ids(array: np.ndarray) -> list[int]:
 
 def bounding_boxes(array: np.ndarray) -> dict[int, tuple[slice, ...]]:
     """Label -> numpy slices of its bounding box (one pass over the array)."""
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"label arrays must be integer, got {array.dtype}")
     if array.size and array.max() > 65535:
         raise ValueError("label values above 65535 are not supported")
+    if array.size and array.dtype.kind == "i" and array.min() < 0:
+        # scipy's find_objects skips negative values silently: a label map has none.
+        raise ValueError(f"label values must not be negative, got {int(array.min())}")
     objs = ndimage.find_objects(array.astype(np.int32, copy=False) if array.dtype.kind == "i" else array)
     return {i + 1: sl for i, sl in enumerate(objs) if sl is not None}
 

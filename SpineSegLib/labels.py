@@ -80,7 +80,7 @@ _ROWS: list[tuple[int, str, str, str | None, str | None, tuple[int, int, int]]] 
     (22, "L3", LUMBAR, "36470004", "L3 vertebra", (70, 230, 170)),
     (23, "L4", LUMBAR, "11994002", "L4 vertebra", (230, 80, 160)),
     (24, "L5", LUMBAR, "49668003", "L5 vertebra", (100, 170, 60)),
-    (25, "L6", LUMBAR, None, None, (180, 140, 100)),
+    (25, "L6", LUMBAR, None, None, (240, 0, 240)),  # not tan: it touches the sacrum (tan) when present
     (26, "S", SACRAL, "54735007", "Sacrum", (210, 180, 140)),
     (27, "Co", COCCYGEAL, "64688005", "Coccyx", (160, 160, 160)),
 ]
@@ -111,16 +111,25 @@ TRANSITIONAL_LABELS: frozenset[int] = frozenset({25, 28})
 VERTEBRA_LABELS: tuple[int, ...] = tuple(i for i in LABELS if i not in (26, 27))
 
 
+def _row(label: object) -> VertebraLabel | None:
+    """The row of ``label``, or None. Integral floats (3.0, from a float mask) are ids; 3.5 or "3" are not."""
+    try:
+        lab = int(label)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return LABELS.get(lab) if lab == label else None
+
+
 def is_known(label: int) -> bool:
-    return int(label) in LABELS
+    return _row(label) is not None
 
 
 def get(label: int) -> VertebraLabel:
     """The table row of a VerSe id; ``KeyError`` names the id when it is unknown."""
-    try:
-        return LABELS[int(label)]
-    except KeyError:
-        raise KeyError(f"unknown vertebra label id {label} (VerSe ids are 1..28)") from None
+    row = _row(label)
+    if row is None:
+        raise KeyError(f"unknown vertebra label id {label!r} (VerSe ids are 1..28)")
+    return row
 
 
 def name_of(label: int) -> str:
@@ -129,10 +138,10 @@ def name_of(label: int) -> str:
 
 def id_of(name: str) -> int:
     """VerSe id of a vertebra name such as "L1", "t13" or "sacrum"."""
-    try:
-        return _BY_NAME[name.strip().upper()].id
-    except KeyError:
-        raise KeyError(f"unknown vertebra name {name!r}") from None
+    row = _BY_NAME.get(name.strip().upper()) if isinstance(name, str) else None
+    if row is None:
+        raise KeyError(f"unknown vertebra name {name!r}")
+    return row.id
 
 
 def region_of(label: int) -> str:
@@ -141,7 +150,7 @@ def region_of(label: int) -> str:
 
 def anatomical_order(labels: Iterable[int]) -> list[int]:
     """Sort label ids cranial to caudal (T13 after T12, L6 after L5)."""
-    return sorted((int(i) for i in labels), key=lambda i: get(i).order)
+    return [get(i).id for i in sorted(labels, key=lambda i: get(i).order)]
 
 
 def neighbours_in_order(label: int) -> tuple[int | None, int | None]:
@@ -152,15 +161,16 @@ def neighbours_in_order(label: int) -> tuple[int | None, int | None]:
 
 
 def from_totalsegmentator(ts_id: int) -> int:
-    """VerSe id of a TotalSegmentator v2 'total' vertebra id (26..50).
+    """VerSe id of a TotalSegmentator v2 'total' spine id (25 sacrum, 26..50 S1, L5..C1).
 
     TS 27..50 are L5..C1 and map by VerSe = 51 - TS. TS 26 is S1: the formula would give 25
     (L6), which TS never predicts, so S1 maps to the VerSe sacrum (26), as in the remapped
-    TotalSegmentator example under ../shared/data/real.
+    TotalSegmentator example (Testing/data/real/totalseg_example_abdomen_ct); TS 25, the rest
+    of the sacrum, maps there too.
     """
     ts_id = int(ts_id)
-    if ts_id == 26:
-        return 26  # TS "vertebrae_S1" is the sacrum's first segment: VerSe sacrum.
+    if ts_id in (25, 26):
+        return 26  # TS "sacrum" and "vertebrae_S1" are both parts of the VerSe sacrum.
     if 27 <= ts_id <= 50:
         return 51 - ts_id
-    raise KeyError(f"TotalSegmentator id {ts_id} is not a vertebra (vertebrae are 26..50)")
+    raise KeyError(f"TotalSegmentator id {ts_id} is not a spine label (TotalSegmentator spine ids are 25..50)")
