@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+from ..io.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from .evaluate import Evaluation
@@ -93,20 +93,8 @@ def to_csv(ev: Evaluation, path_or_file: str | Path | IO[str] | None = None) -> 
     if hasattr(path_or_file, "write"):
         path_or_file.write(text)  # type: ignore[union-attr]
     else:
-        _write_text_atomic(Path(path_or_file), text)  # type: ignore[arg-type]
+        write_text_atomic(text, Path(path_or_file))  # type: ignore[arg-type]
     return text
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    # Until SpineSegLib.io.atomic lands: write a sibling temporary file, then rename it over the target.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _num(v: float | None, fmt: str) -> str:
