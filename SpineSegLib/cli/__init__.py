@@ -1,0 +1,67 @@
+"""The ``spineseg`` command line.
+
+User errors (:class:`SpineSegLib.errors.SpineSegError`) print one line and exit with 2;
+anything else is a bug and keeps its traceback. Subcommands import their heavy
+dependencies (torch, monai) only when they run, so ``spineseg --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+
+from .. import __version__
+from ..errors import SpineSegError
+
+#: subcommand -> module in this package defining ``add_arguments(parser)`` and ``run(args)``.
+SUBCOMMANDS = {
+    "phantom": ("phantom_cmd", "generate synthetic spine CT/MR cases in a VerSe/BIDS layout"),
+    "evaluate": ("evaluate_cmd", "evaluate a vertebra segmentation (and centroids) against a ground truth"),
+    "run": ("run_cmd", "run the vertebra localisation, identification and segmentation pipeline"),
+}
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _format_warning(message, category, filename, lineno, line=None):
+    return f"spineseg: warning: {message}\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spineseg",
+        description="Vertebra localisation, identification and segmentation (SpineSeg).",
+    )
+    parser.add_argument("--version", action="version", version=f"spineseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="spineseg: %(message)s")
+    warnings.formatwarning = _format_warning
+    try:
+        return int(args._module.run(args) or 0)
+    except SpineSegError as exc:
+        print(f"spineseg: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("spineseg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

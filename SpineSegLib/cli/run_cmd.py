@@ -1,0 +1,203 @@
+"""``spineseg run``: the full pipeline on one case or a cohort, resumable and atomic.
+
+Each case's outputs are written atomically; ``<case>_timings.json`` is written last, so a
+case counts as finished exactly when it exists. A killed batch re-run skips finished cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import InputError, SpineSegError
+
+STAGE_CHOICES = "spine,vertebrae,segmentation"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="image file, DICOM folder, or folder of images"
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
+    p.add_argument("--stages", default=STAGE_CHOICES, help=f"comma-separated stages to run (default {STAGE_CHOICES})")
+    p.add_argument(
+        "--centroids", type=Path, help="centroids to use instead of stage 2 (VerSe _ctd.json, .mrk.json, .csv)"
+    )
+    p.add_argument("--labels", help="only (re)segment these vertebrae, e.g. L1,L2 or 20,21")
+    p.add_argument("--save-heatmaps", action="store_true", help="also write the vertebra heatmaps")
+    p.add_argument("--pipeline", default="ct-full-spine", help="pipeline name from the model manifest")
+    p.add_argument("--force", action="store_true", help="recompute cases whose outputs exist")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar", help="progress display (default bar)")
+
+
+def _parse_labels(text: str | None) -> list[int] | None:
+    from .. import labels as L
+
+    if not text:
+        return None
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        try:
+            out.append(L.get(int(item)).id if item.isdigit() else L.id_of(item))
+        except KeyError as exc:
+            raise SpineSegError(f"--labels: {exc.args[0]}") from None
+    return out
+
+
+def _check_output_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(folder, f"cannot create the output folder ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(folder, "output folder is not writable")
+
+
+class _Progress:
+    """tqdm bars (cases, and the current case's stages), JSON lines, or nothing."""
+
+    def __init__(self, mode: str, n_cases: int):
+        self.mode, self.n_cases = mode, n_cases
+        self.case_bar = self.stage_bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self._tqdm = tqdm
+            self.case_bar = tqdm(total=n_cases, desc="cases", unit="case", position=0, disable=n_cases == 1)
+        self.index = 0
+
+    def start_case(self, index: int, name: str) -> None:
+        self.index = index
+        if self.mode == "bar":
+            self.stage_bar = self._tqdm(
+                total=100,
+                desc=name,
+                position=1 if self.n_cases > 1 else 0,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+            )
+        self.emit(0.0, f"{name}: start")
+
+    def emit(self, fraction: float, message: str) -> None:
+        overall = (self.index + fraction) / max(self.n_cases, 1)
+        if self.mode == "json":
+            print(
+                json.dumps({"progress": round(overall, 4), "case_progress": round(fraction, 4), "message": message}),
+                flush=True,
+            )
+        elif self.stage_bar is not None:
+            self.stage_bar.n = round(100 * fraction)
+            self.stage_bar.set_postfix_str(message, refresh=True)
+
+    def end_case(self) -> None:
+        if self.stage_bar is not None:
+            self.stage_bar.close()
+            self.stage_bar = None
+        if self.case_bar is not None:
+            self.case_bar.update(1)
+
+    def close(self) -> None:
+        if self.case_bar is not None:
+            self.case_bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import bids
+    from ..pipeline import Pipeline, parse_stages
+    from .inputs import discover
+
+    stages = parse_stages(args.stages)
+    labels = _parse_labels(args.labels)
+    cases = discover(args.inputs)
+    if args.centroids and len(cases) != 1:
+        raise SpineSegError("--centroids needs exactly one input case")
+    if args.centroids and not args.centroids.is_file():
+        raise InputError(args.centroids, "centroid file not found")
+    _check_output_folder(args.output)
+    pipeline = Pipeline(args.pipeline, device=args.device)
+    progress = _Progress(args.progress, len(cases))
+    failures: list[str] = []
+    try:
+        for i, case in enumerate(cases):
+            names = bids.output_names(case.name)
+            done = args.output / names["timings"]
+            if done.exists() and not args.force:
+                progress.emit(1.0, f"{case.name}: already done (use --force to recompute)")
+                progress.end_case()
+                continue
+            progress.start_case(i, case.name)
+            try:
+                _run_case(case, args, pipeline, stages, labels, progress)
+            except InputError as exc:
+                if len(cases) == 1:
+                    raise
+                failures.append(str(exc))
+                print(f"spineseg: error: {exc}", file=sys.stderr)
+            finally:
+                progress.end_case()
+    finally:
+        progress.close()
+    if failures:
+        raise SpineSegError(f"{len(failures)} of {len(cases)} cases failed (see the messages above)")
+    return 0
+
+
+def _run_case(case, args, pipeline, stages, labels, progress: _Progress) -> None:
+    import time
+
+    from .. import bids
+    from .. import labels as L
+    from ..io import read_centroids, read_image, write_centroids, write_image, write_json_atomic, write_labelmap
+    from ..report import write_snapshot
+
+    image = read_image(case.path)
+    given = read_centroids(args.centroids, reference=image) if args.centroids else None
+    t0 = time.perf_counter()
+    result = pipeline.run(
+        image,
+        stages=stages,
+        centroids=given,
+        labels=labels,
+        progress=lambda f, m: progress.emit(f, f"{case.name}: {m}"),
+    )
+    for message in result.messages:
+        print(f"spineseg: warning: {case.name}: {message}", file=sys.stderr)
+    names = bids.output_names(case.name)
+    out = args.output
+    written = []
+    if result.labelmap is not None:
+        written.append(write_labelmap(result.labelmap, out / names["labels"]))
+    if "vertebrae" in stages or given is not None:
+        written.append(write_centroids(result.centroids, out / names["centroids"], reference=image))
+    if args.save_heatmaps and result.localization is not None:
+        written.append(write_image(result.heatmaps, out / names["heatmaps"]))
+        channels = result.localization.labels
+        write_json_atomic(
+            {
+                "labels": channels,
+                "names": [L.name_of(c) for c in channels],
+                "grid_spacing_mm": list(result.localization.grid.spacing),
+            },
+            out / f"{case.name}_heatmaps.json",
+        )
+    if result.labelmap is not None or result.centroids:
+        written.append(
+            write_snapshot(out / names["snapshot"], image, result.labelmap, result.centroids, title=case.name)
+        )
+    timings = {
+        "case": case.name,
+        "input": str(case.path),
+        "stages": list(stages),
+        "device": str(pipeline.device),
+        "seconds": {k: round(v, 3) for k, v in result.timings.items()},
+        "wall_seconds": round(time.perf_counter() - t0, 3),
+        "vertebrae": [L.name_of(lab) for lab in result.centroids.labels],
+        "messages": result.messages,
+        "outputs": [p.name for p in written],
+    }
+    write_json_atomic(timings, out / names["timings"])

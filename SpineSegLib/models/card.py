@@ -1,0 +1,64 @@
+"""Model cards: the JSON file that says what a weights file is and how to use it.
+
+A card travels with every ``.safetensors`` file. It holds the network config (enough to
+rebuild the module), the input geometry and intensity normalisation, the labels, what the
+network was trained on and how well it validated, and the sha256 of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+STAGES = ("spine", "vertebrae", "segmentation")
+CARD_SCHEMA_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    name: str
+    stage: str  # one of STAGES
+    network: dict[str, Any]  # build_network() config
+    spacing_mm: list[float]  # network grid spacing
+    input_size: list[int]  # (x, y, z) voxels of a training crop / the segmentation crop
+    intensity: dict[str, Any]  # SpineSegLib.pipeline.intensity spec
+    labels: list[int] = field(default_factory=list)  # VerSe ids of the output channels (heatmaps)
+    params: dict[str, Any] = field(default_factory=dict)  # stage parameters (sigma, thresholds, crop shift ...)
+    training_data: str = ""
+    validation: dict[str, Any] = field(default_factory=dict)
+    license: str = "Apache-2.0"
+    version: str = "0.0.0"
+    spineseg_version: str = ""
+    created: str = ""
+    sha256: str = ""  # of the weights file
+    schema_version: int = CARD_SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: str | Path | None = None) -> ModelCard:
+        if not isinstance(data, dict):
+            raise InputError(path, "model card must be a JSON object")
+        missing = [k for k in ("name", "stage", "network", "spacing_mm", "input_size", "intensity") if k not in data]
+        if missing:
+            raise InputError(path, f"model card lacks {', '.join(missing)}")
+        if data["stage"] not in STAGES:
+            raise InputError(path, f"model card stage {data['stage']!r} is not one of {', '.join(STAGES)}")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelCard:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "model card not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(path, f"model card is not valid JSON ({exc})") from None
+        return cls.from_json(data, path)

@@ -1,0 +1,97 @@
+"""The model manifest (``Resources/models/manifest.json``): which weights each pipeline uses.
+
+Each stage entry names a safetensors file and its card (relative to the manifest's folder
+or a cache folder) and the sha256 the weights must have. Entries may also carry a ``url``
+for weights that are downloaded on first use instead of bundled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, SpineSegError
+
+ENV_RESOURCES = "SPINESEG_RESOURCES"
+ENV_MODEL_CACHE = "SPINESEG_MODEL_CACHE"
+
+
+def resources_dir() -> Path:
+    """The Resources folder: $SPINESEG_RESOURCES, the source tree's, or the installed extension's."""
+    env = os.environ.get(ENV_RESOURCES)
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent.parent  # .../SpineSegLib
+    candidates += [here.parent / "Resources", here / "Resources"]
+    for c in candidates:
+        if (c / "models" / "manifest.json").is_file():
+            return c
+    raise SpineSegError(
+        "SpineSeg resources (models/manifest.json) not found; set SPINESEG_RESOURCES to the Resources folder"
+    )
+
+
+def model_cache_dir() -> Path:
+    env = os.environ.get(ENV_MODEL_CACHE)
+    return Path(env) if env else Path.home() / ".spineseg" / "models"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    pipeline: str
+    stage: str
+    weights: Path
+    card: Path
+    sha256: str
+    url: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass
+class Manifest:
+    path: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Manifest:
+        path = Path(path) if path else resources_dir() / "models" / "manifest.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(path, "model manifest not found") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"model manifest is not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("pipelines"), dict):
+            raise InputError(path, "model manifest has no 'pipelines' object")
+        return cls(path, data)
+
+    @property
+    def pipelines(self) -> list[str]:
+        return list(self.data["pipelines"])
+
+    def pipeline(self, name: str) -> dict[str, Any]:
+        try:
+            return self.data["pipelines"][name]
+        except KeyError:
+            raise SpineSegError(f"unknown pipeline {name!r}; available: {', '.join(self.pipelines)}") from None
+
+    def entry(self, pipeline: str, stage: str) -> ModelEntry:
+        stages = self.pipeline(pipeline).get("stages", {})
+        if stage not in stages:
+            raise SpineSegError(f"pipeline {pipeline!r} has no model for stage {stage!r} in {self.path}")
+        e = stages[stage]
+        for key in ("weights", "card", "sha256"):
+            if key not in e:
+                raise InputError(self.path, f"pipeline {pipeline!r} stage {stage!r} lacks {key!r}")
+        base = self.path.parent if not e.get("url") else model_cache_dir() / pipeline
+        return ModelEntry(
+            pipeline=pipeline,
+            stage=stage,
+            weights=base / e["weights"],
+            card=base / e["card"],
+            sha256=e["sha256"],
+            url=e.get("url"),
+            size_bytes=e.get("size_bytes"),
+        )

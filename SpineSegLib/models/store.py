@@ -1,0 +1,93 @@
+"""Save and load weights as safetensors + model card, verified by sha256.
+
+Never unpickle a file a user gave us: weights are safetensors only, and a file whose
+sha256 differs from the one the manifest (or caller) expects is refused by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import InputError
+from ..networks import build_network
+from .card import ModelCard
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_model(model: torch.nn.Module, card: ModelCard, folder: str | Path) -> tuple[Path, Path]:
+    """Write ``<card.name>.safetensors`` and ``<card.name>.json`` (with the weights' sha256) atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{card.name}.safetensors"
+    card_path = folder / f"{card.name}.json"
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"name": card.name, "stage": card.stage})
+        card.sha256 = sha256_of(tmp)
+        os.replace(tmp, weights)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(card.to_json(), f, indent=1)
+        f.write("\n")
+    os.replace(tmp, card_path)
+    return weights, card_path
+
+
+def load_model(
+    weights: str | Path,
+    card: str | Path | ModelCard,
+    expected_sha256: str | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.nn.Module, ModelCard]:
+    """Rebuild the network of ``card`` and load ``weights`` after checking their sha256.
+
+    ``expected_sha256`` comes from the model manifest; without it the card's own hash is
+    used (which still catches truncated or swapped files).
+    """
+    weights = Path(weights)
+    card = card if isinstance(card, ModelCard) else ModelCard.read(card)
+    if not weights.is_file():
+        raise InputError(weights, f"weights of model {card.name!r} not found")
+    if weights.suffix != ".safetensors":
+        raise InputError(weights, "SpineSeg loads only .safetensors weights (never pickled checkpoints)")
+    digest = sha256_of(weights)
+    for source, want in (("model manifest", expected_sha256), ("model card", card.sha256)):
+        if want and digest != want:
+            raise InputError(
+                weights,
+                f"sha256 {digest[:12]}... does not match the {source} ({want[:12]}...): "
+                "the file is corrupt, tampered with or not the weights of this model; reinstall or re-download it",
+            )
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(weights, f"not a readable safetensors file ({exc})") from None
+    net = build_network(card.network)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise InputError(
+            weights,
+            f"weights do not fit the network of the model card (missing {len(missing)}, unexpected {len(unexpected)} "
+            f"tensors, e.g. {(missing or unexpected)[0]})",
+        )
+    return net.to(device).eval(), card

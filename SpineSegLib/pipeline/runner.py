@@ -1,0 +1,152 @@
+"""The pipeline object: runs the stages in order, or from any stage on.
+
+Models are injected (``models=``) or loaded from the manifest; the stages report progress
+through a callback and stop between batches when ``cancel()`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import SimpleITK as sitk
+import torch
+
+from ..centroids import Centroids
+from ..errors import SpineSegError
+from ..models import Manifest, ModelCard, load_model
+from .checks import ct_intensity_warning
+from .device import resolve_device
+from .progress import CancelCheck, ProgressCallback, Reporter
+from .segmentation import segment_vertebrae
+from .spine import SpineBox, localize_spine
+from .vertebrae import VertebraLocalization, localize_vertebrae
+
+log = logging.getLogger(__name__)
+
+STAGES = ("spine", "vertebrae", "segmentation")
+DEFAULT_PIPELINE = "ct-full-spine"
+#: Share of the progress bar per stage (segmentation dominates the run time).
+_STAGE_SPAN = {"spine": (0.0, 0.05), "vertebrae": (0.05, 0.25), "segmentation": (0.25, 1.0)}
+
+
+@dataclass
+class PipelineResult:
+    spine: SpineBox | None = None
+    localization: VertebraLocalization | None = None
+    centroids: Centroids = field(default_factory=Centroids)
+    labelmap: sitk.Image | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def heatmaps(self) -> sitk.Image | None:
+        return self.localization.heatmap_image() if self.localization else None
+
+
+def parse_stages(stages: str | Iterable[str]) -> tuple[str, ...]:
+    names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
+    unknown = [s for s in names if s not in STAGES]
+    if unknown:
+        raise SpineSegError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    if not names:
+        raise SpineSegError("no stage to run")
+    return tuple(s for s in STAGES if s in names)
+
+
+class Pipeline:
+    """The full-spine CT pipeline of Payer et al. (spine -> vertebrae -> segmentation)."""
+
+    def __init__(
+        self,
+        name: str = DEFAULT_PIPELINE,
+        device: str = "auto",
+        models: dict[str, tuple[torch.nn.Module, ModelCard]] | None = None,
+        manifest: Manifest | None = None,
+    ):
+        self.name = name
+        self.device = resolve_device(device)
+        self._models = dict(models or {})
+        self._manifest = manifest
+
+    def model(self, stage: str) -> tuple[torch.nn.Module, ModelCard]:
+        if stage not in self._models:
+            manifest = self._manifest or Manifest.load()
+            entry = manifest.entry(self.name, stage)
+            self._models[stage] = load_model(entry.weights, entry.card, entry.sha256, self.device)
+        net, card = self._models[stage]
+        return net.to(self.device).eval(), card
+
+    def run(
+        self,
+        image: sitk.Image,
+        *,
+        stages: Sequence[str] = STAGES,
+        centroids: Centroids | None = None,
+        labels: Iterable[int] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> PipelineResult:
+        """Run ``stages`` (in pipeline order) on ``image``.
+
+        ``centroids`` replaces stage 2's output (user-edited centroids); ``labels`` restricts
+        segmentation to those vertebrae. Raises ``CancelledError`` when cancelled.
+        """
+        stages = parse_stages(stages)
+        if "segmentation" in stages and "vertebrae" not in stages and centroids is None:
+            raise SpineSegError("the segmentation stage needs centroids: run the vertebrae stage or give centroids")
+        reporter = Reporter(progress, cancel)
+        result = PipelineResult()
+        warning = ct_intensity_warning(image)
+        if warning:
+            log.warning(warning)
+            result.messages.append(warning)
+        first, last = _STAGE_SPAN[stages[0]][0], _STAGE_SPAN[stages[-1]][1]
+        span = max(last - first, 1e-9)
+
+        def part(stage: str) -> Reporter:
+            a, b = _STAGE_SPAN[stage]
+            return reporter.part((a - first) / span, (b - first) / span)
+
+        if "spine" in stages:
+            net, card = self.model("spine")
+            t0 = time.perf_counter()
+            result.spine = localize_spine(image, net, card, self.device, part("spine"))
+            result.timings["spine"] = time.perf_counter() - t0
+            if result.spine is None:
+                result.messages.append("no spine found in the image (the spine heatmap has no convincing peak)")
+                return self._finish(result, reporter)
+        if "vertebrae" in stages and centroids is None:
+            net, card = self.model("vertebrae")
+            t0 = time.perf_counter()
+            result.localization = localize_vertebrae(image, result.spine, net, card, self.device, part("vertebrae"))
+            result.timings["vertebrae"] = time.perf_counter() - t0
+            result.centroids = result.localization.centroids
+            if not result.centroids:
+                result.messages.append("no vertebra identified (no landmark chain obeys the anatomical rules)")
+        if centroids is not None:
+            result.centroids = centroids
+        if "segmentation" in stages and result.centroids:
+            net, card = self.model("segmentation")
+            t0 = time.perf_counter()
+            result.labelmap = segment_vertebrae(
+                image, result.centroids, net, card, self.device, labels, part("segmentation")
+            )
+            result.timings["segmentation"] = time.perf_counter() - t0
+        elif "segmentation" in stages:
+            result.labelmap = _empty_like(image)
+        return self._finish(result, reporter)
+
+    @staticmethod
+    def _finish(result: PipelineResult, reporter: Reporter) -> PipelineResult:
+        result.timings["total"] = sum(v for k, v in result.timings.items() if k != "total")
+        reporter(1.0, "done")
+        return result
+
+
+def _empty_like(image: sitk.Image) -> sitk.Image:
+    out = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    out.CopyInformation(image)
+    return out

@@ -1,0 +1,84 @@
+"""Stage 1: spine localisation at coarse resolution (Payer et al. 2020).
+
+A U-Net regresses a heatmap of the spine centreline on an 8 mm grid; the bounding box of
+the largest connected component of ``prediction / max > 0.5`` is the spine's box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from ..geometry import Grid
+from ..models import ModelCard
+from .network_input import box_grid, image_box, predict, sample_input
+from .progress import Reporter
+
+#: Default stage parameters (a model card's ``params`` override them).
+DEFAULTS = {"relative_threshold": 0.5, "min_peak": 0.25}
+
+
+@dataclass
+class SpineBox:
+    """The spine's axis-aligned physical box (LPS mm) and the heatmap it came from."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    center: np.ndarray
+    peak: float
+    heatmap: sitk.Image  # float32 on the coarse network grid
+
+    @property
+    def size_mm(self) -> np.ndarray:
+        return self.hi - self.lo
+
+
+def localize_spine(
+    image: sitk.Image,
+    model: torch.nn.Module,
+    card: ModelCard,
+    device: torch.device,
+    reporter: Reporter | None = None,
+) -> SpineBox | None:
+    """The spine box, or None when the heatmap has no convincing peak (no spine in the image)."""
+    reporter = reporter or Reporter()
+    params = {**DEFAULTS, **card.params}
+    lo, hi = image_box(image)
+    grid = box_grid(lo, hi, card.spacing_mm, divisor=model.size_divisor)
+    x = sample_input(image, grid, card.intensity)
+    reporter(0.3, "spine localisation")
+    heat = predict(model, x[None, None], device)[0, 0]
+    reporter(1.0, "spine localisation")
+    heat_img = grid.apply(sitk.GetImageFromArray(heat.astype(np.float32)))
+    return spine_box_from_heatmap(heat, grid, heat_img, params)
+
+
+def spine_box_from_heatmap(heat: np.ndarray, grid: Grid, heat_img: sitk.Image, params: dict) -> SpineBox | None:
+    peak = float(heat.max())
+    if not peak >= params["min_peak"]:
+        return None
+    mask = heat / peak > params["relative_threshold"]
+    lab, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))  # 18-connectivity
+    if n > 1:
+        sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
+        mask = lab == (1 + int(np.argmax(sizes)))
+    kji = np.argwhere(mask)
+    # Box of the component's voxels (edges, not centres), as physical corners.
+    lo_idx, hi_idx = kji.min(axis=0)[::-1] - 0.5, kji.max(axis=0)[::-1] + 0.5
+    corners = np.array(
+        [[a, b, c] for a in (lo_idx[0], hi_idx[0]) for b in (lo_idx[1], hi_idx[1]) for c in (lo_idx[2], hi_idx[2])]
+    )
+    pts = grid.index_to_physical(corners)
+    weights = heat[mask]
+    center_idx = (kji[:, ::-1] * weights[:, None]).sum(axis=0) / weights.sum()
+    return SpineBox(
+        lo=pts.min(axis=0),
+        hi=pts.max(axis=0),
+        center=grid.index_to_physical(center_idx)[0],
+        peak=peak,
+        heatmap=heat_img,
+    )

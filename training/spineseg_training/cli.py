@@ -1,0 +1,102 @@
+"""``spineseg-train``: train the stages of a SpineSeg pipeline on VerSe-layout data.
+
+    spineseg-train all --data DATA_ROOT --out runs/ct            # spine, vertebrae, segmentation
+    spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
+    spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
+
+Every stage resumes from its last checkpoint when re-run with the same --out.
+Several GPUs: ``torchrun --nproc_per_node=N -m spineseg_training.cli vertebrae ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from SpineSegLib.errors import SpineSegError
+
+from .config import PRESETS, stage_config
+from .data import find_cases, split_cases
+
+STAGES = ("spine", "vertebrae", "segmentation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("command", choices=(*STAGES, "all", "export"))
+    p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
+    p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
+    p.add_argument("--iterations", type=int, help="override the preset's iterations")
+    p.add_argument("--val", type=int, default=3, help="number of validation cases held out (default 3)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=1, help="sampling worker processes (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, help="cache folder of resampled cases (default <out>/cache)")
+    p.add_argument("--modality", default="ct", choices=("ct", "mr"))
+    p.add_argument("--to", type=Path, help="export: folder for the weights and cards")
+    p.add_argument("--manifest", type=Path, help="export: manifest to register the weights in")
+    p.add_argument("--name-prefix", default="ct-full-spine", help="export: file name prefix")
+    p.add_argument("--training-data", default="", help="export: description of the training data for the card")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.command == "export":
+            return _export(args)
+        if not args.data:
+            raise SpineSegError("--data is required for training")
+        cases = [c for root in args.data for c in find_cases(root, args.modality)]
+        train, val = split_cases(cases, args.val, args.seed)
+        stages = STAGES if args.command == "all" else (args.command,)
+        for stage in stages:
+            from .trainer import Trainer
+
+            overrides = {"iterations": args.iterations} if args.iterations else {}
+            cfg = stage_config(stage, args.preset, **overrides)
+            trainer = Trainer(
+                cfg,
+                train,
+                val,
+                args.out / stage,
+                args.cache or args.out / "cache",
+                device=args.device,
+                seed=args.seed,
+                num_workers=args.workers,
+                training_data=args.training_data or ", ".join(str(d) for d in args.data),
+            )
+            result = trainer.fit()
+            print(f"{stage}: {result}")
+        return 0
+    except SpineSegError as exc:
+        print(f"spineseg-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_stage
+
+    if not args.to:
+        raise SpineSegError("export needs --to")
+    for stage in STAGES:
+        run = args.out / stage
+        if not (run / "checkpoints").is_dir():
+            print(f"{stage}: no checkpoints in {run}, skipped")
+            continue
+        cfg = stage_config(stage, args.preset)
+        weights, card = export_stage(
+            run, cfg, f"{args.name_prefix}-{stage}", args.to, args.training_data, manifest=args.manifest
+        )
+        print(f"{stage}: {weights} ({card.name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

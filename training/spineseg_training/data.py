@@ -1,0 +1,140 @@
+"""VerSe-layout datasets: find the cases, and cache each one as an LPS 1 mm volume.
+
+A case is an image (``rawdata/sub-*/*_ct.nii.gz`` or ``_T2w``) with its vertebra mask
+(``derivatives/sub-*/*_seg-vert_msk.nii.gz``) and centroid file (``*_ctd.json``, VerSe
+format). ``spineseg phantom`` writes exactly this layout. Training crops are sampled from a
+cache: the case resampled once onto an LPS-aligned 1 mm grid and stored as ``.npy``, so
+that workers memory-map it and read only the block a crop needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from SpineSegLib.bids import case_name, strip_image_extension
+from SpineSegLib.centroids import Centroids
+from SpineSegLib.errors import SpineSegError
+from SpineSegLib.geometry import Grid, axis_aligned_grid, resample_to_grid
+from SpineSegLib.io import read_centroids, read_image, read_labelmap
+
+IMAGE_SUFFIXES = {"ct": ("_ct",), "mr": ("_t2w", "_t1w")}
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    name: str
+    image: Path
+    mask: Path
+    centroids: Path | None
+
+
+def find_cases(root: str | Path, modality: str = "ct") -> list[CaseFiles]:
+    """Every case under a VerSe/BIDS ``root`` that has an image and a vertebra mask, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SpineSegError(f"{root}: dataset folder not found")
+    masks: dict[str, Path] = {}
+    ctds: dict[str, Path] = {}
+    for p in sorted((root / "derivatives").rglob("*")) if (root / "derivatives").is_dir() else []:
+        n = p.name
+        if n.endswith("_seg-vert_msk.nii.gz"):
+            masks[n.split("_seg-vert_msk")[0].split("_")[0]] = p
+        elif n.endswith("_ctd.json"):
+            ctds.setdefault(n.split("_")[0], p)
+    cases = []
+    raw = root / "rawdata"
+    for p in sorted(raw.rglob("*")) if raw.is_dir() else []:
+        stem = strip_image_extension(p.name)
+        if stem == p.name or not stem.lower().endswith(IMAGE_SUFFIXES[modality]):
+            continue
+        subject = stem.split("_")[0]
+        if subject in masks:
+            cases.append(CaseFiles(case_name(p), p, masks[subject], ctds.get(subject)))
+    if not cases:
+        raise SpineSegError(f"{root}: no {modality} cases with rawdata images and derivatives *_seg-vert_msk.nii.gz")
+    return cases
+
+
+@dataclass
+class CachedCase:
+    """A case on its LPS 1 mm cache grid: memory-mapped arrays, centroids in LPS mm."""
+
+    name: str
+    grid: Grid
+    image: np.ndarray  # int16 / float32 [k, j, i], memory-mapped
+    labels: np.ndarray  # uint8 [k, j, i], memory-mapped
+    centroids: Centroids
+    source: CaseFiles
+
+    @property
+    def vertebra_labels(self) -> list[int]:
+        return [lab for lab in self.centroids.labels if lab not in {26, 27}]
+
+
+def _cache_key(files: CaseFiles, spacing: float) -> str:
+    stats = [os.stat(p).st_mtime_ns for p in (files.image, files.mask, files.centroids) if p]
+    return json.dumps({"v": CACHE_VERSION, "spacing": spacing, "mtimes": stats})
+
+
+def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pad_value: float = -1024.0) -> CachedCase:
+    """Load ``files`` from the cache, building the cache entry first when it is missing or stale."""
+    folder = Path(cache_dir) / files.name
+    meta_path = folder / "meta.json"
+    key = _cache_key(files, spacing)
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key:
+            return _load_cached(files, folder, meta)
+    image = read_image(files.image)
+    mask = read_labelmap(files.mask)
+    centroids = read_centroids(files.centroids, reference=mask) if files.centroids else None
+    if centroids is None:
+        from SpineSegLib.labelmap import label_centroids
+
+        centroids = label_centroids(mask)
+    grid = axis_aligned_grid(image, spacing=spacing)
+    img = resample_to_grid(image, grid, interpolator="linear", default_value=pad_value)
+    lab = resample_to_grid(mask, grid, interpolator="nearest", default_value=0, pixel_type=sitk.sitkUInt8)
+    folder.mkdir(parents=True, exist_ok=True)
+    arr = sitk.GetArrayFromImage(img)
+    arr = arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.float32)
+    np.save(folder / "image.npy", arr)
+    np.save(folder / "labels.npy", sitk.GetArrayFromImage(lab))
+    meta = {
+        "key": key,
+        "grid": {"size": grid.size, "spacing": grid.spacing, "origin": grid.origin, "direction": grid.direction},
+        "centroids": {str(k): v.tolist() for k, v in centroids.items()},
+    }
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)
+    return _load_cached(files, folder, meta)
+
+
+def _load_cached(files: CaseFiles, folder: Path, meta: dict) -> CachedCase:
+    g = meta["grid"]
+    grid = Grid(tuple(g["size"]), tuple(g["spacing"]), tuple(g["origin"]), tuple(g["direction"]))
+    return CachedCase(
+        name=files.name,
+        grid=grid,
+        image=np.load(folder / "image.npy", mmap_mode="r"),
+        labels=np.load(folder / "labels.npy", mmap_mode="r"),
+        centroids=Centroids({int(k): v for k, v in meta["centroids"].items()}),
+        source=files,
+    )
+
+
+def split_cases(cases: list[CaseFiles], n_val: int, seed: int = 0) -> tuple[list[CaseFiles], list[CaseFiles]]:
+    """Deterministic train/validation split by name."""
+    order = sorted(cases, key=lambda c: c.name)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(order))
+    val = {int(i) for i in idx[: max(0, min(n_val, len(order) - 1))]}
+    return [c for i, c in enumerate(order) if i not in val], [c for i, c in enumerate(order) if i in val]

@@ -1,0 +1,102 @@
+"""Training samples of each stage: an augmented input crop and its target, as numpy arrays.
+
+Targets follow Payer et al.: stage 1 a normalised spine-centreline heatmap, stage 2 one
+Gaussian per vertebra (sigma 3 voxels), stage 3 the binary mask of the vertebra whose
+Gaussian is the second input channel (centre jittered by up to 3 mm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from SpineSegLib import labels as L
+from SpineSegLib.centroids import Centroids
+from SpineSegLib.geometry import Grid
+from SpineSegLib.heatmaps import gaussian_heatmap, heatmap_targets, spine_heatmap
+from SpineSegLib.pipeline.intensity import normalize, pad_value
+
+from .config import StageConfig
+from .data import CachedCase
+from .spatial import AugmentationConfig, SpatialTransform, sample_array
+
+
+def _image(case: CachedCase, grid: Grid, t: SpatialTransform, cfg: StageConfig, rng, augment: bool) -> np.ndarray:
+    raw = sample_array(case.image, case.grid, grid, t, order=1, cval=pad_value(cfg.intensity))
+    x = normalize(raw, cfg.intensity)
+    if augment and (cfg.intensity_shift or cfg.intensity_scale):
+        x = (x + rng.uniform(-cfg.intensity_shift, cfg.intensity_shift)) * (
+            1 + rng.uniform(-cfg.intensity_scale, cfg.intensity_scale)
+        )
+        x = np.clip(x, -1.0, 1.0)
+    return x.astype(np.float32)
+
+
+def _transform(grid: Grid, cfg: StageConfig, rng, augment: bool) -> SpatialTransform:
+    return SpatialTransform.random(rng, grid, cfg.augmentation if augment else AugmentationConfig.none())
+
+
+def _moved(centroids: Centroids, t: SpatialTransform, labels=None) -> Centroids:
+    keep = [lab for lab in centroids.labels if labels is None or lab in labels]
+    if not keep:
+        return Centroids()
+    pts = t.invert(centroids.array(keep))
+    return Centroids(dict(zip(keep, pts)))
+
+
+def spine_sample(case: CachedCase, cfg: StageConfig, rng: np.random.Generator, augment: bool = True):
+    """Whole-image crop at 8 mm around the image centre; target = normalised spine heatmap."""
+    grid = Grid.centered(case.grid.center, cfg.crop_size, cfg.spacing_mm)
+    t = _transform(grid, cfg, rng, augment)
+    x = _image(case, grid, t, cfg, rng, augment)
+    vertebrae = case.centroids.subset(L.HEATMAP_LABELS)
+    y = spine_heatmap(grid, _moved(vertebrae, t), sigma_vox=cfg.sigma_vox)
+    return x[None], y[None].astype(np.float32)
+
+
+def spine_axis_point(centroids: Centroids, z: float) -> np.ndarray:
+    """The point of the centroid chain at height ``z`` (LPS), interpolated between centroids."""
+    pts = centroids.array()
+    order = np.argsort(pts[:, 2])
+    p = pts[order]
+    return np.array([np.interp(z, p[:, 2], p[:, 0]), np.interp(z, p[:, 2], p[:, 1]), z])
+
+
+def vertebrae_sample(case: CachedCase, cfg: StageConfig, rng: np.random.Generator, augment: bool = True):
+    """A crop along the spine at 2 mm; target = one Gaussian per vertebra channel (zero if absent)."""
+    vertebrae = case.centroids.subset(cfg.labels or L.HEATMAP_LABELS)
+    z = vertebrae.array()[:, 2]
+    center = spine_axis_point(vertebrae, rng.uniform(z.min(), z.max()))
+    grid = Grid.centered(center, cfg.crop_size, cfg.spacing_mm)
+    t = _transform(grid, cfg, rng, augment)
+    x = _image(case, grid, t, cfg, rng, augment)
+    y = heatmap_targets(grid, _moved(vertebrae, t), labels=cfg.labels or L.HEATMAP_LABELS, sigma_vox=cfg.sigma_vox)
+    return x[None], y
+
+
+#: Sampling weight of each region so that the few lumbar vertebrae are seen as often as cervical ones.
+def _balanced_choice(labels: list[int], rng: np.random.Generator) -> int:
+    regions = sorted({L.region_of(lab) for lab in labels})
+    region = regions[rng.integers(len(regions))]
+    pool = [lab for lab in labels if L.region_of(lab) == region]
+    return int(pool[rng.integers(len(pool))])
+
+
+def segmentation_sample(
+    case: CachedCase, cfg: StageConfig, rng: np.random.Generator, augment: bool = True, label: int | None = None
+):
+    """A 1 mm crop around one vertebra (shifted posterior); input = image + its Gaussian; target = its mask."""
+    label = label if label is not None else _balanced_choice(case.vertebra_labels, rng)
+    point = case.centroids[label]
+    shift = np.array([0.0, float(cfg.params.get("posterior_shift_mm", 20.0)), 0.0])
+    grid = Grid.centered(point + shift, cfg.crop_size, cfg.spacing_mm)
+    t = _transform(grid, cfg, rng, augment)
+    x = _image(case, grid, t, cfg, rng, augment)
+    mask = sample_array(case.labels, case.grid, grid, t, order=0, cval=0) == label
+    jitter = rng.uniform(-3.0, 3.0, 3) if augment else np.zeros(3)
+    center = t.invert(point + jitter)[0]
+    sigma = float(cfg.params.get("heatmap_sigma_mm", 6.0)) / np.asarray(cfg.spacing_mm, float)
+    heat = gaussian_heatmap(grid.shape_kji, grid.physical_to_index(center)[0], sigma)
+    return np.stack([x, heat.astype(np.float32)]), mask[None].astype(np.float32)
+
+
+SAMPLERS = {"spine": spine_sample, "vertebrae": vertebrae_sample, "segmentation": segmentation_sample}

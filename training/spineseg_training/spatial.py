@@ -1,0 +1,119 @@
+"""Random spatial augmentation: affine (translation, rotation, scaling) and elastic deformation.
+
+A transform maps points of the *output* crop (network grid) to points of the input image,
+all in LPS mm: ``p_in = c + t + A (p + d(p) - c)``, with ``d`` a smooth displacement
+interpolated (cubic) from a coarse random control grid over the crop (Payer et al.: 6x6x6
+control points, up to 25 mm). Landmarks are carried into the crop by inverting the map
+numerically. Sampling reads only the input block the crop touches, so a memory-mapped
+1 mm volume serves crops without loading the whole case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from SpineSegLib.geometry import Grid
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    translation_mm: float = 30.0
+    rotation_rad: float = 0.25
+    scale: float = 0.15  # isotropic scale in 1 +- scale
+    axis_scale: float = 0.15  # extra per-axis scale in 1 +- axis_scale
+    elastic_points: int = 6
+    elastic_max_mm: float = 15.0
+    flip_lr: bool = False  # random left-right flip (landmarks are not L/R specific)
+
+    @classmethod
+    def none(cls) -> AugmentationConfig:
+        return cls(0.0, 0.0, 0.0, 0.0, 0, 0.0, False)
+
+
+@dataclass
+class SpatialTransform:
+    center: np.ndarray  # (3,) LPS mm, the centre of the output crop
+    translation: np.ndarray  # (3,)
+    matrix: np.ndarray  # (3, 3)
+    field: np.ndarray | None = None  # (3, n, n, n) control displacements (mm) over the crop box
+    grid: Grid | None = None  # the crop grid the control points span
+
+    @classmethod
+    def identity(cls, center) -> SpatialTransform:
+        return cls(np.asarray(center, float), np.zeros(3), np.eye(3))
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, grid: Grid, cfg: AugmentationConfig) -> SpatialTransform:
+        center = grid.center
+        t = rng.uniform(-cfg.translation_mm, cfg.translation_mm, 3)
+        r = Rotation.from_rotvec(rng.uniform(-cfg.rotation_rad, cfg.rotation_rad, 3)).as_matrix()
+        s = rng.uniform(1 - cfg.scale, 1 + cfg.scale) * rng.uniform(1 - cfg.axis_scale, 1 + cfg.axis_scale, 3)
+        m = r @ np.diag(s)
+        if cfg.flip_lr and rng.random() < 0.5:
+            m = m @ np.diag([-1.0, 1.0, 1.0])
+        field = None
+        if cfg.elastic_points >= 2 and cfg.elastic_max_mm > 0:
+            n = cfg.elastic_points
+            field = rng.uniform(-cfg.elastic_max_mm, cfg.elastic_max_mm, (3, n, n, n))
+        return cls(center, t, m, field, grid if field is not None else None)
+
+    # -- point maps ---------------------------------------------------------------------
+    def displacement(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) elastic displacement (mm) at output points."""
+        if self.field is None:
+            return np.zeros_like(points)
+        n = self.field.shape[1]
+        lo = self.grid.corners().min(axis=0)
+        hi = self.grid.corners().max(axis=0)
+        # Control points span the crop box; outside it the field is extended as constant.
+        coords = ((points - lo) / np.maximum(hi - lo, 1e-6) * (n - 1)).T
+        return np.stack(
+            [ndimage.map_coordinates(self.field[d], coords, order=3, mode="nearest") for d in range(3)], axis=1
+        )
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) output-crop points -> input points (LPS mm)."""
+        p = np.atleast_2d(points).astype(float)
+        q = p + self.displacement(p)
+        return self.center + self.translation + (q - self.center) @ self.matrix.T
+
+    def invert(self, points: np.ndarray, iterations: int = 20) -> np.ndarray:
+        """(N, 3) input points -> output-crop points, by fixed-point iteration on the smooth map."""
+        target = np.atleast_2d(points).astype(float)
+        m_inv = np.linalg.inv(self.matrix)
+        p = self.center + (target - self.center - self.translation) @ m_inv.T
+        if self.field is None:
+            return p
+        for _ in range(iterations):
+            residual = self.apply(p) - target
+            p = p - residual @ m_inv.T
+            if np.abs(residual).max() < 1e-4:
+                break
+        return p
+
+
+def sample_array(
+    volume: np.ndarray,
+    volume_grid: Grid,
+    out_grid: Grid,
+    transform: SpatialTransform,
+    order: int = 1,
+    cval: float = 0.0,
+) -> np.ndarray:
+    """Resample ``volume`` ([k, j, i] on ``volume_grid``) into ``out_grid`` through ``transform``: [k, j, i] float32."""
+    kji = np.indices(out_grid.shape_kji, dtype=np.float32).reshape(3, -1)
+    pts_out = out_grid.index_to_physical(kji[::-1].T)
+    idx = volume_grid.physical_to_index(transform.apply(pts_out))  # (N, 3) ijk
+    lo = np.maximum(np.floor(idx.min(axis=0)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 2, np.asarray(volume_grid.size))
+    if np.any(hi <= lo):
+        return np.full(out_grid.shape_kji, cval, dtype=np.float32)
+    block = np.asarray(volume[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]], dtype=np.float32)
+    coords = (idx - lo)[:, ::-1].T
+    # Points outside the block are outside the volume too: constant fill is exact there.
+    out = ndimage.map_coordinates(block, coords, order=order, mode="constant", cval=cval, prefilter=False)
+    return out.reshape(out_grid.shape_kji).astype(np.float32, copy=False)

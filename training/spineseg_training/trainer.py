@@ -1,0 +1,251 @@
+"""One trainer for every stage: sampling, loss, optimiser, checkpoints, resume, validation.
+
+CPU or CUDA; mixed precision (bfloat16 autocast) on CUDA; several GPUs with ``torchrun``
+(DistributedDataParallel: each rank draws its own samples, rank 0 validates and saves).
+A run killed at any point resumes from ``<out>/checkpoints/last.pt`` with nothing lost but
+the iterations since that checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
+
+from SpineSegLib import __version__ as spineseg_version
+from SpineSegLib.models import ModelCard
+from SpineSegLib.networks import build_network
+
+from .config import StageConfig
+from .data import CaseFiles, cache_case
+from .samples import SAMPLERS
+from .validate import ValidationCase, run_validation
+
+log = logging.getLogger("spineseg_training")
+
+
+class SampleStream(IterableDataset):
+    """Endless random training samples; each worker (and rank) has its own random stream."""
+
+    def __init__(self, cases: list[CaseFiles], cache_dir: Path, cfg: StageConfig, seed: int, rank: int = 0):
+        self.cases, self.cache_dir, self.cfg, self.seed, self.rank = cases, cache_dir, cfg, seed, rank
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info else 0
+        rng = np.random.default_rng([self.seed, self.rank, worker])
+        cached = [cache_case(c, self.cache_dir) for c in self.cases]
+        sampler = SAMPLERS[self.cfg.stage]
+        while True:
+            case = cached[rng.integers(len(cached))]
+            x, y = sampler(case, self.cfg, rng)
+            yield torch.from_numpy(x), torch.from_numpy(y)
+
+
+def model_card(cfg: StageConfig, name: str, training_data: str, validation: dict[str, Any]) -> ModelCard:
+    return ModelCard(
+        name=name,
+        stage=cfg.stage,
+        network=dict(cfg.network),
+        spacing_mm=list(cfg.spacing_mm),
+        input_size=list(cfg.crop_size),
+        intensity=dict(cfg.intensity),
+        labels=list(cfg.labels),
+        params=dict(cfg.params),
+        training_data=training_data,
+        validation=validation,
+        spineseg_version=spineseg_version,
+        created=time.strftime("%Y-%m-%d"),
+    )
+
+
+def loss_fn(stage: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if stage == "segmentation":
+        return F.binary_cross_entropy_with_logits(pred, target)
+    # Heatmap regression: L2, summed over voxels and channels, averaged over the batch (Payer et al.).
+    return F.mse_loss(pred, target, reduction="sum") / pred.shape[0] / 1000.0
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: StageConfig,
+        train_cases: list[CaseFiles],
+        val_cases: list[CaseFiles],
+        out_dir: str | Path,
+        cache_dir: str | Path,
+        device: str = "auto",
+        seed: int = 0,
+        num_workers: int = 1,
+        training_data: str = "",
+    ):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.cache_dir = Path(cache_dir)
+        self.train_cases, self.val_cases = train_cases, val_cases
+        self.rank, self.world, local_rank = _distributed()
+        if device == "auto":
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.seed, self.num_workers, self.training_data = seed, num_workers, training_data
+        torch.manual_seed(seed + self.rank)
+        self.model = build_network(cfg.network).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.iteration = 0
+        self.best_score = -math.inf
+        self.grad_norm_ema: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self.net = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoints" / "last.pt"
+
+    def save_checkpoint(self, path: Path | None = None) -> None:
+        if self.rank != 0:
+            return
+        path = path or self.checkpoint_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": self.iteration,
+            "best_score": self.best_score,
+            "grad_norm_ema": self.grad_norm_ema,
+            "config": json.dumps(dataclasses.asdict(self.cfg)),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def resume(self) -> bool:
+        """Continue from the last checkpoint if there is one (our own file, loaded without unpickling code)."""
+        if not self.checkpoint_path.is_file():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        saved_cfg = json.loads(state["config"])
+        if saved_cfg["network"] != self.cfg.network:
+            raise RuntimeError(f"{self.checkpoint_path}: checkpoint network differs from the configured one")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        self.best_score = float(state["best_score"])
+        self.grad_norm_ema = state["grad_norm_ema"]
+        log.info("resumed %s at iteration %d", self.cfg.stage, self.iteration)
+        return True
+
+    # -- training -------------------------------------------------------------------------
+    def learning_rate(self, it: int) -> float:
+        c = self.cfg
+        return c.learning_rate * (c.final_learning_rate / c.learning_rate) ** (it / max(c.iterations, 1))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def validate(self) -> dict[str, Any]:
+        cases = getattr(self, "_val_loaded", None)
+        if cases is None:
+            cases = self._val_loaded = [ValidationCase(c) for c in self.val_cases]
+        card = model_card(self.cfg, f"{self.cfg.stage}-validation", self.training_data, {})
+        return run_validation(self.cfg.stage, self.model, card, cases, self.device)
+
+    def fit(self, iterations: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train until ``iterations`` (default: the config's) and return the last validation."""
+        from tqdm import tqdm
+
+        total = iterations or self.cfg.iterations
+        self.resume()
+        for c in self.train_cases:  # build the cache once, before workers start
+            cache_case(c, self.cache_dir)
+        stream = SampleStream(self.train_cases, self.cache_dir, self.cfg, self.seed + self.iteration, self.rank)
+        loader = DataLoader(
+            stream,
+            batch_size=self.cfg.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            prefetch_factor=2 if self.num_workers > 0 else None,
+        )
+        use_amp = self.device.type == "cuda"
+        self.net.train()
+        last_val: dict[str, Any] = {}
+        bar = tqdm(
+            total=total, initial=self.iteration, desc=f"train {self.cfg.stage}", disable=not progress or self.rank
+        )
+        running, t0 = None, time.perf_counter()
+        batches = iter(loader)
+        while self.iteration < total:
+            x, y = next(batches)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(self.iteration)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                pred = self.net(x)
+            loss = loss_fn(self.cfg.stage, pred.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # Adaptive clipping: at most 5x the running gradient norm (Payer 2020).
+            limit = 5.0 * self.grad_norm_ema if self.grad_norm_ema else float("inf")
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit))
+            if math.isfinite(norm):
+                self.grad_norm_ema = norm if self.grad_norm_ema is None else 0.99 * self.grad_norm_ema + 0.01 * norm
+                self.optimizer.step()
+            self.iteration += 1
+            running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4g}")
+            if self.iteration % 50 == 0:
+                self._log(
+                    {
+                        "iteration": self.iteration,
+                        "loss": running,
+                        "lr": self.learning_rate(self.iteration),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+            if self.iteration % self.cfg.checkpoint_every == 0 or self.iteration == total:
+                self.save_checkpoint()
+            if (
+                self.rank == 0
+                and self.val_cases
+                and (self.iteration % self.cfg.validate_every == 0 or self.iteration == total)
+            ):
+                last_val = self.validate()
+                last_val["iteration"] = self.iteration
+                self._log({"validation": last_val})
+                bar.write(f"{self.cfg.stage} iteration {self.iteration}: {last_val}")
+                if last_val["score"] >= self.best_score:
+                    self.best_score = last_val["score"]
+                    self.save_checkpoint(self.out / "checkpoints" / "best.pt")
+                    (self.out / "checkpoints" / "best.json").write_text(json.dumps(last_val, indent=1))
+                self.save_checkpoint()
+        bar.close()
+        return last_val
