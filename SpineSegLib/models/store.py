@@ -82,8 +82,15 @@ def load_model(
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(weights, f"not a readable safetensors file ({exc})") from None
-    net = build_network(card.network)
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        net = build_network(card.network)
+    except (TypeError, ValueError) as exc:
+        raise InputError(weights, f"model card network config is invalid ({exc})") from None
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise InputError(weights, f"weights do not fit the network of the model card ({first})") from None
     if missing or unexpected:
         raise InputError(
             weights,

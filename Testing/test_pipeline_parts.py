@@ -1,0 +1,152 @@
+"""Building blocks of the inference stages, checked against independent computations."""
+
+import itertools
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from SpineSegLib.errors import CancelledError, SpineSegError
+from SpineSegLib.geometry import Grid, resample_to_grid
+from SpineSegLib.pipeline import parse_stages
+from SpineSegLib.pipeline.checks import ct_intensity_warning
+from SpineSegLib.pipeline.device import resolve_device
+from SpineSegLib.pipeline.intensity import CT_NORMALIZATION, normalize
+from SpineSegLib.pipeline.network_input import box_grid
+from SpineSegLib.pipeline.progress import Reporter
+from SpineSegLib.pipeline.segmentation import input_subgrid, keep_largest_component, merge_into
+from SpineSegLib.pipeline.spine import spine_box_from_heatmap
+from SpineSegLib.pipeline.tiling import run_tiled_max, tile_starts
+
+
+def test_tile_starts_cover_everything_with_bounded_steps():
+    for length, tile, step in [(10, 16, 8), (100, 32, 16), (97, 32, 24), (64, 64, 32)]:
+        starts = tile_starts(length, tile, step)
+        covered = np.zeros(length, bool)
+        for s in starts:
+            covered[s : s + tile] = True
+            assert s + min(tile, length) <= length
+        assert covered.all()
+        assert all(b - a <= step for a, b in itertools.pairwise(starts))
+
+
+def test_tiled_max_equals_max_over_tiles_and_whole_for_pointwise_functions():
+    rng = np.random.default_rng(0)
+    vol = rng.normal(size=(1, 50, 6, 5)).astype(np.float32)
+    # A point-wise predictor gives the same result tiled or not.
+    out = run_tiled_max(vol, lambda t: np.stack([t[0] * 2, -t[0]]), tile=16, step=8, axis=1)
+    np.testing.assert_array_equal(out, np.stack([vol[0] * 2, -vol[0]]))
+    # A tile-dependent predictor: each voxel gets the max over the tiles that contain it.
+    calls = []
+
+    def predict(t):
+        calls.append(t.shape[1])
+        return np.full_like(t, float(len(calls)))
+
+    out = run_tiled_max(vol, predict, tile=16, step=8, axis=1)
+    starts = tile_starts(50, 16, 8)
+    expected = np.zeros(50)
+    for n, s in enumerate(starts, start=1):
+        expected[s : s + 16] = np.maximum(expected[s : s + 16], n)
+    np.testing.assert_array_equal(out[0, :, 0, 0], expected)
+    assert calls == [16] * len(starts)
+
+
+def test_ct_normalisation_is_payers():
+    hu = np.array([-3000, -1024, 0, 1024, 2048, 5000], np.int16)
+    np.testing.assert_allclose(normalize(hu, CT_NORMALIZATION), [-0.5, -0.5, 0, 0.5, 1, 1])
+
+
+def test_box_grid_covers_box_and_respects_divisor():
+    g = box_grid([-10.0, 5.0, 100.0], [50.0, 41.0, 300.0], 2.0, divisor=16)
+    assert all(s % 16 == 0 for s in g.size)
+    corners = g.corners()
+    assert np.all(corners.min(0) <= [-10, 5, 100]) and np.all(corners.max(0) >= [50, 41, 300])
+    np.testing.assert_allclose(g.center, [20, 23, 200])
+
+
+def test_spine_box_is_the_largest_component_and_none_without_peak():
+    grid = Grid((20, 20, 30), (8.0, 8.0, 8.0), (0.0, 0.0, 0.0))
+    heat = np.zeros(grid.shape_kji, np.float32)
+    heat[5:25, 9:12, 9:12] = 1.0  # the spine: k 5..24, j 9..11, i 9..11
+    heat[2, 2, 2] = 0.9  # a small separate blob
+    img = grid.apply(sitk.GetImageFromArray(heat))
+    box = spine_box_from_heatmap(heat, grid, img, {"relative_threshold": 0.5, "min_peak": 0.25})
+    np.testing.assert_allclose(box.lo, [8 * 8.5, 8 * 8.5, 8 * 4.5])
+    np.testing.assert_allclose(box.hi, [8 * 11.5, 8 * 11.5, 8 * 24.5])
+    np.testing.assert_allclose(box.center, [80, 80, 8 * 14.5])
+    assert spine_box_from_heatmap(heat * 0.1, grid, img, {"relative_threshold": 0.5, "min_peak": 0.25}) is None
+
+
+def test_keep_largest_component_zeroes_only_other_supra_threshold_parts():
+    p = np.zeros((10, 10, 10), np.float32)
+    p[1:6, 1:6, 1:6] = 0.9
+    p[8:10, 8:10, 8:10] = 0.8
+    p[0, 9, 0] = 0.3  # below threshold: kept as it is
+    out = keep_largest_component(p.copy(), 0.5)
+    assert out[1:6, 1:6, 1:6].min() == pytest.approx(0.9)
+    assert out[8:10, 8:10, 8:10].max() == 0
+    assert out[0, 9, 0] == pytest.approx(0.3)
+    lab, n = ndimage.label(out > 0.5)
+    assert n == 1
+
+
+def test_input_subgrid_matches_resampling_of_the_whole_grid():
+    rng = np.random.default_rng(1)
+    image = sitk.GetImageFromArray(rng.normal(size=(40, 30, 20)).astype(np.float32))
+    image.SetSpacing((0.7, 0.9, 1.5))
+    image.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, 1))
+    image_grid = Grid.of(image)
+    crop = Grid.centered(image_grid.center + 3.0, (10, 12, 8), (1.0, 1.0, 1.0))
+    prob = crop.apply(sitk.GetImageFromArray(rng.random(crop.shape_kji).astype(np.float32)))
+    sub, slices = input_subgrid(image_grid, crop)
+    part = sitk.GetArrayFromImage(resample_to_grid(prob, sub, interpolator="linear"))
+    whole = sitk.GetArrayFromImage(resample_to_grid(prob, image_grid, interpolator="linear"))
+    np.testing.assert_allclose(part, whole[slices], atol=1e-6)
+    assert whole.sum() == pytest.approx(part.sum(), rel=1e-5)  # nothing of the crop lies outside the sub-grid
+
+
+def test_merge_into_replaces_only_the_given_labels():
+    base = np.zeros((4, 4, 4), np.uint8)
+    base[0] = 20
+    base[1] = 21
+    base[2] = 22
+    update = np.zeros_like(base)
+    update[1:3, :2] = 21  # L2 grows into L3's territory and loses part of its old voxels
+    b = sitk.GetImageFromArray(base)
+    out = sitk.GetArrayFromImage(merge_into(b, sitk.GetImageFromArray(update), [21]))
+    assert (out[0] == 20).all()
+    assert (out[1, :2] == 21).all() and (out[1, 2:] == 0).all()
+    assert (out[2, :2] == 22).all()  # voxels of a label not being redone are kept
+    assert (out[2, 2:] == 22).all()
+
+
+def test_reporter_maps_progress_and_cancels():
+    seen = []
+    r = Reporter(lambda f, m: seen.append(f)).part(0.5, 1.0).part(0.0, 0.5)
+    r(0.5, "x")
+    assert seen == [pytest.approx(0.625)]
+    flag = {"stop": False}
+    r = Reporter(cancel=lambda: flag["stop"])
+    r.check()
+    flag["stop"] = True
+    with pytest.raises(CancelledError):
+        r.check()
+
+
+def test_stage_names_and_devices():
+    assert parse_stages("segmentation, spine") == ("spine", "segmentation")
+    with pytest.raises(SpineSegError, match="unknown stage"):
+        parse_stages("spine,heart")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(SpineSegError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_ct_warning_for_mr_like_intensities(real_data):
+    ct = sitk.ReadImage(str(real_data / "totalseg_example_abdomen_ct" / "example_ct.nii.gz"))
+    mr = sitk.ReadImage(str(real_data / "sct_t2_cervical_mr" / "t2.nii.gz"))
+    assert ct_intensity_warning(ct) is None
+    msg = ct_intensity_warning(mr)
+    assert msg is not None and "do not look like CT" in msg
