@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         seed = args.seed + i
         ph = generate_phantom(seed, config)
         paths = bids.case_paths(args.output, f"phantom{seed:04d}", args.modality)
+        paths.image.parent.mkdir(parents=True, exist_ok=True)
+        paths.vertebra_mask.parent.mkdir(parents=True, exist_ok=True)
         write_image(ph.image, paths.image)
         write_labelmap(ph.vertebra_labels, paths.vertebra_mask)
         write_labelmap(ph.subregion_labels, paths.subregion_mask)

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 import torch
 
 from ..geometry import Grid, resample_to_grid
-from .device import inference_context
+from .device import inference_context, memory_format
 from .intensity import normalize, pad_value
 
 
@@ -45,9 +45,14 @@ def sample_input(
     return normalize(sitk.GetArrayFromImage(resampled), intensity, reference)
 
 
-def predict(model: torch.nn.Module, batch: np.ndarray, device: torch.device) -> np.ndarray:
-    """Run ``model`` on a (B, C, K, J, I) float32 batch; returns float32 numpy on the CPU."""
-    with inference_context(device):
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+def predict(model: torch.nn.Module, batch: np.ndarray, device: torch.device, mixed: bool = False) -> np.ndarray:
+    """Run ``model`` on a (B, C, K, J, I) float32 batch; returns float32 numpy on the CPU.
+
+    ``mixed``: reduced precision (float16 on CUDA, bfloat16 on capable CPUs).
+    """
+    fmt = memory_format(device)
+    model = model.to(memory_format=fmt)
+    with inference_context(device, mixed):
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).contiguous(memory_format=fmt)
         y = model(x)
-    return y.float().cpu().numpy()
+    return y.float().contiguous().cpu().numpy()

@@ -32,6 +32,7 @@ DEFAULTS = {
     "end_min_value": 0.25,
     "max_per_channel": 6,
     "border_mm": 0.0,  # drop landmarks this close to the image's top/bottom (Payer 2020: 10 mm)
+    "mixed_precision": False,  # float32 by default: sub-voxel peak refinement needs the precision
 }
 
 
@@ -83,7 +84,7 @@ def localize_vertebrae(
     def run_tile(t: np.ndarray) -> np.ndarray:
         # The grid and the tiles are multiples of the divisor, so every tile fits the network as is.
         reporter.check()
-        return predict(model, t[None], device)[0]
+        return predict(model, t[None], device, bool(params["mixed_precision"]))[0]
 
     heat = run_tiled_max(x, run_tile, tile, step, axis=1, on_tile=lambda n, tot: reporter(n / tot, "vertebra heatmaps"))
     labels = list(card.labels)

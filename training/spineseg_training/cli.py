@@ -3,6 +3,7 @@
     spineseg-train all --data DATA_ROOT --out runs/ct            # spine, vertebrae, segmentation
     spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
+    spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
 
 Every stage resumes from its last checkpoint when re-run with the same --out.
 Several GPUs: ``torchrun --nproc_per_node=N -m spineseg_training.cli vertebrae ...``.
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGES, "all", "export"))
+    p.add_argument("command", choices=(*STAGES, "all", "export", "phantoms"))
     p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="export: manifest to register the weights in")
     p.add_argument("--name-prefix", default="ct-full-spine", help="export: file name prefix")
     p.add_argument("--training-data", default="", help="export: description of the training data for the card")
+    p.add_argument("--fp32", action="store_true", help="train in float32 (default: mixed precision where supported)")
+    p.add_argument("--seeds", nargs=2, type=int, metavar=("FIRST", "STOP"), help="phantoms: seed range")
+    p.add_argument("--kind", default="train", choices=("train", "benchmark"), help="phantoms: scan-setting mix")
     return p
 
 
@@ -51,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "export":
             return _export(args)
+        if args.command == "phantoms":
+            from .phantom_data import make_dataset
+
+            if not args.seeds:
+                raise SpineSegError("phantoms needs --seeds FIRST STOP")
+            make_dataset(args.out, range(*args.seeds), args.kind, args.modality)
+            return 0
         if not args.data:
             raise SpineSegError("--data is required for training")
         cases = [c for root in args.data for c in find_cases(root, args.modality)]
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 num_workers=args.workers,
                 training_data=args.training_data or ", ".join(str(d) for d in args.data),
+                mixed_precision=not args.fp32,
             )
             result = trainer.fit()
             print(f"{stage}: {result}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class CaseFiles:
     name: str
     image: Path
     mask: Path
-    centroids: Path | None
+    centroids: Path
 
 
 def find_cases(root: str | Path, modality: str = "ct") -> list[CaseFiles]:
@@ -55,8 +56,12 @@ def find_cases(root: str | Path, modality: str = "ct") -> list[CaseFiles]:
         if stem == p.name or not stem.lower().endswith(IMAGE_SUFFIXES[modality]):
             continue
         subject = stem.split("_")[0]
-        if subject in masks:
-            cases.append(CaseFiles(case_name(p), p, masks[subject], ctds.get(subject)))
+        if subject in masks and subject in ctds:
+            cases.append(CaseFiles(case_name(p), p, masks[subject], ctds[subject]))
+        elif subject in masks:
+            # Centroids from the mask would be whole-vertebra centres, not the vertebral-body
+            # centres the localisation networks learn: leave such cases out, loudly.
+            warnings.warn(f"{p}: no *_ctd.json centroid file for {subject}; case left out", stacklevel=2)
     if not cases:
         raise SpineSegError(f"{root}: no {modality} cases with rawdata images and derivatives *_seg-vert_msk.nii.gz")
     return cases
@@ -79,7 +84,7 @@ class CachedCase:
 
 
 def _cache_key(files: CaseFiles, spacing: float) -> str:
-    stats = [os.stat(p).st_mtime_ns for p in (files.image, files.mask, files.centroids) if p]
+    stats = [os.stat(p).st_mtime_ns for p in (files.image, files.mask, files.centroids)]
     return json.dumps({"v": CACHE_VERSION, "spacing": spacing, "mtimes": stats})
 
 
@@ -94,11 +99,7 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
             return _load_cached(files, folder, meta)
     image = read_image(files.image)
     mask = read_labelmap(files.mask)
-    centroids = read_centroids(files.centroids, reference=mask) if files.centroids else None
-    if centroids is None:
-        from SpineSegLib.labelmap import label_centroids
-
-        centroids = label_centroids(mask)
+    centroids = read_centroids(files.centroids, reference=mask)
     grid = axis_aligned_grid(image, spacing=spacing)
     img = resample_to_grid(image, grid, interpolator="linear", default_value=pad_value)
     lab = resample_to_grid(mask, grid, interpolator="nearest", default_value=0, pixel_type=sitk.sitkUInt8)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from SpineSegLib import __version__ as spineseg_version
 from SpineSegLib.models import ModelCard
 from SpineSegLib.networks import build_network
+from SpineSegLib.pipeline.device import cpu_bf16_supported, memory_format
 
 from .config import StageConfig
 from .data import CaseFiles, cache_case
@@ -99,8 +100,10 @@ class Trainer:
         seed: int = 0,
         num_workers: int = 1,
         training_data: str = "",
+        mixed_precision: bool = True,
     ):
         self.cfg = cfg
+        self.mixed_precision = mixed_precision
         self.out = Path(out_dir)
         self.cache_dir = Path(cache_dir)
         self.train_cases, self.val_cases = train_cases, val_cases
@@ -194,7 +197,11 @@ class Trainer:
             persistent_workers=self.num_workers > 0,
             prefetch_factor=2 if self.num_workers > 0 else None,
         )
-        use_amp = self.device.type == "cuda"
+        # Mixed precision: bfloat16 autocast on CUDA and on CPUs with native bf16 kernels.
+        amp_dtype = torch.bfloat16
+        use_amp = self.mixed_precision and (self.device.type == "cuda" or cpu_bf16_supported())
+        fmt = memory_format(self.device)
+        self.model.to(memory_format=fmt)
         self.net.train()
         last_val: dict[str, Any] = {}
         bar = tqdm(
@@ -204,10 +211,11 @@ class Trainer:
         batches = iter(loader)
         while self.iteration < total:
             x, y = next(batches)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+            y = y.to(self.device, non_blocking=True)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(self.iteration)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
                 pred = self.net(x)
             loss = loss_fn(self.cfg.stage, pred.float(), y)
             self.optimizer.zero_grad(set_to_none=True)

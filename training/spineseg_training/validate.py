@@ -14,7 +14,6 @@ import torch
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.io import read_centroids, read_image, read_labelmap
-from SpineSegLib.labelmap import label_centroids
 from SpineSegLib.metrics import evaluate, identification_rate, point_errors
 from SpineSegLib.models import ModelCard
 from SpineSegLib.pipeline.segmentation import segment_vertebrae
@@ -31,7 +30,7 @@ class ValidationCase:
         self.name = files.name
         self.image = read_image(files.image)
         self.mask = read_labelmap(files.mask)
-        self.centroids = read_centroids(files.centroids, self.mask) if files.centroids else label_centroids(self.mask)
+        self.centroids = read_centroids(files.centroids, self.mask)
 
     @property
     def vertebrae(self) -> Centroids:
