@@ -4,6 +4,7 @@
     spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
+    spineseg-train cache --data data/phantoms --out runs/ct          # resample every case once (optional)
 
 Every stage resumes from its last checkpoint when re-run with the same --out.
 Several GPUs: ``torchrun --nproc_per_node=N -m spineseg_training.cli vertebrae ...``.
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGES, "all", "export", "phantoms"))
+    p.add_argument("command", choices=(*STAGES, "all", "export", "phantoms", "cache"))
     p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
@@ -65,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data:
             raise SpineSegError("--data is required for training")
         cases = [c for root in args.data for c in find_cases(root, args.modality)]
+        if args.command == "cache":  # build the resampled-case cache once, before parallel runs
+            from tqdm import tqdm
+
+            from .data import cache_case
+
+            for c in tqdm(cases, desc="cache"):
+                cache_case(c, args.cache or args.out / "cache")
+            return 0
         train, val = split_cases(cases, args.val, args.seed)
         stages = STAGES if args.command == "all" else (args.command,)
         for stage in stages:

@@ -48,8 +48,9 @@ def _spine(width: int, levels: int, dropout: float) -> StageConfig:
         augmentation=AugmentationConfig(translation_mm=60.0, elastic_max_mm=20.0),
         params={"relative_threshold": 0.5, "min_peak": 0.25},
         sigma_vox=3.0,
-        iterations=4000,
+        iterations=1500,
         batch_size=2,
+        learning_rate=3e-4,
         validate_every=500,
     )
 
@@ -71,7 +72,8 @@ def _vertebrae(width: int, dropout: float, crop_z: int) -> StageConfig:
         crop_size=(64, 64, crop_z),
         params={"tile_z": crop_z, "step_z": crop_z // 2, "min_value": 0.1, "smoothing_sigma": 1.0},
         sigma_vox=3.0,
-        iterations=20_000,
+        iterations=6000,
+        learning_rate=3e-4,
         validate_every=1000,
         labels=L.HEATMAP_LABELS,
     )
@@ -87,7 +89,8 @@ def _segmentation(width: int, dropout: float) -> StageConfig:
         crop_size=(128, 128, 96),
         augmentation=AugmentationConfig(translation_mm=10.0, rotation_rad=0.25, elastic_max_mm=8.0),
         params={"posterior_shift_mm": 20.0, "heatmap_sigma_mm": 6.0, "threshold": 0.5, "batch_size": 4},
-        iterations=10_000,
+        iterations=5000,
+        learning_rate=3e-4,
         validate_every=1000,
     )
 
@@ -95,13 +98,14 @@ def _segmentation(width: int, dropout: float) -> StageConfig:
 PRESETS: dict[str, dict[str, StageConfig]] = {
     "small": {
         "spine": _spine(16, 5, 0.1),
-        "vertebrae": _vertebrae(24, 0.1, 192),
-        "segmentation": _segmentation(12, 0.1),
+        "vertebrae": _vertebrae(16, 0.1, 128),
+        "segmentation": _segmentation(8, 0.1),
     },
+    # Payer et al. 2020: 96 filters, dropout 0.25, Adam 1e-4 decaying, 10k/50k/50k iterations (GPU).
     "paper": {
-        "spine": _spine(96, 5, 0.25),
-        "vertebrae": _vertebrae(96, 0.25, 192),
-        "segmentation": _segmentation(96, 0.25),
+        "spine": replace(_spine(96, 5, 0.25), iterations=10_000, learning_rate=1e-4),
+        "vertebrae": replace(_vertebrae(96, 0.25, 192), iterations=50_000, learning_rate=1e-4),
+        "segmentation": replace(_segmentation(96, 0.25), iterations=50_000, learning_rate=1e-4),
     },
 }
 

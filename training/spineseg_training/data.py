@@ -106,8 +106,8 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
     folder.mkdir(parents=True, exist_ok=True)
     arr = sitk.GetArrayFromImage(img)
     arr = arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.float32)
-    np.save(folder / "image.npy", arr)
-    np.save(folder / "labels.npy", sitk.GetArrayFromImage(lab))
+    _save_atomic(folder / "image.npy", arr)
+    _save_atomic(folder / "labels.npy", sitk.GetArrayFromImage(lab))
     meta = {
         "key": key,
         "grid": {"size": grid.size, "spacing": grid.spacing, "origin": grid.origin, "direction": grid.direction},
@@ -117,6 +117,12 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, meta_path)
     return _load_cached(files, folder, meta)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
 
 
 def _load_cached(files: CaseFiles, folder: Path, meta: dict) -> CachedCase:

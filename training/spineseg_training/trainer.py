@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceLoss
 from torch.utils.data import DataLoader, IterableDataset
 
 from SpineSegLib import __version__ as spineseg_version
@@ -70,9 +71,13 @@ def model_card(cfg: StageConfig, name: str, training_data: str, validation: dict
     )
 
 
+_DICE = DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
+
+
 def loss_fn(stage: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if stage == "segmentation":
-        return F.binary_cross_entropy_with_logits(pred, target)
+        # Sigmoid cross-entropy (the paper's loss) plus soft Dice, which the Dice goal rewards directly.
+        return F.binary_cross_entropy_with_logits(pred, target) + _DICE(pred, target)
     # Heatmap regression: L2, summed over voxels and channels, averaged over the batch (Payer et al.).
     return F.mse_loss(pred, target, reduction="sum") / pred.shape[0] / 1000.0
 
@@ -227,7 +232,8 @@ class Trainer:
                 self.grad_norm_ema = norm if self.grad_norm_ema is None else 0.99 * self.grad_norm_ema + 0.01 * norm
                 self.optimizer.step()
             self.iteration += 1
-            running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+            value = float(loss.detach())
+            running = value if running is None else 0.98 * running + 0.02 * value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4g}")
             if self.iteration % 50 == 0:
