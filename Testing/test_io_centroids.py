@@ -165,10 +165,23 @@ def test_verse_round_trip_within_a_thousandth_of_a_voxel(tmp_path, reference_kin
         np.testing.assert_allclose([e["X"], e["Y"], e["Z"]], expected, atol=5e-4 + 1e-9)
     back = read_centroids(path, reference=reference)
     assert back.labels == original.labels
-    assert back.confidence == {}  # VerSe files hold no confidence
+    assert back.confidence == pytest.approx(original.confidence, abs=1e-4)  # an extra key, 4 decimals
     grid = Grid.of(image)
     index_error = np.abs(grid.physical_to_index(back.array()) - grid.physical_to_index(original.array()))
     assert index_error.max() <= 5e-4 + 1e-9
+
+
+def test_verse_confidence_travels_as_an_extra_key(tmp_path):
+    image = oblique_reference()
+    points = some_centroids(image, with_confidence=False)
+    conf = {lab: 0.5 + 0.01 * n for n, lab in enumerate(points.labels)}
+    path = write_centroids(Centroids(dict(points.items()), conf), tmp_path / "c_ctd.json", reference=image)
+    doc = json.loads(path.read_text())
+    assert all(set(e) == {"label", "X", "Y", "Z", "confidence"} for e in doc[1:])
+    bare = write_centroids(points, tmp_path / "bare_ctd.json", reference=image)
+    assert all(set(e) == {"label", "X", "Y", "Z"} for e in json.loads(bare.read_text())[1:])
+    back = read_centroids(path, reference=image)
+    assert back.confidence == pytest.approx(conf, abs=1e-4)
 
 
 def test_verse_round_trip_on_a_real_pir_mask(real_data, tmp_path):

@@ -101,6 +101,7 @@ def parse_verse(document: Any, path: Path, grid: Grid) -> Centroids:
     file_codes = _parse_direction(document[0], path)
     labels: list[int] = []
     coords: list[list[float]] = []
+    confidence: dict[int, float] = {}
     seen: dict[int, int] = {}
     for n, entry in enumerate(document[1:], start=2):
         where = f"entry {n}"
@@ -130,6 +131,9 @@ def parse_verse(document: Any, path: Path, grid: Grid) -> Centroids:
         seen[label] = n
         labels.append(label)
         coords.append(xyz)
+        conf = _number(entry.get("confidence"))
+        if conf is not None and math.isfinite(conf):
+            confidence[label] = conf
     if not labels:
         return Centroids()
     index = file_to_image_index(np.asarray(coords), file_codes, image_axcodes(grid), grid.size)
@@ -142,7 +146,7 @@ def parse_verse(document: Any, path: Path, grid: Grid) -> Centroids:
             UserWarning,
             stacklevel=3,
         )
-    return Centroids(dict(zip(labels, points)))
+    return Centroids(dict(zip(labels, points)), confidence)
 
 
 def verse_document(centroids: Centroids, grid: Grid) -> list[dict[str, Any]]:
@@ -152,5 +156,9 @@ def verse_document(centroids: Centroids, grid: Grid) -> list[dict[str, Any]]:
         index = grid.physical_to_index(centroids.array())
         for label, ijk in zip(centroids.labels, index):
             x, y, z = (round(float(v), INDEX_DECIMALS) for v in ijk)
-            doc.append({"label": int(label), "X": x, "Y": y, "Z": z})
+            entry: dict[str, Any] = {"label": int(label), "X": x, "Y": y, "Z": z}
+            conf = centroids.confidence_of(label)
+            if conf is not None:  # an extra key: VerSe readers use label/X/Y/Z only
+                entry["confidence"] = round(float(conf), 4)
+            doc.append(entry)
     return doc

@@ -6,7 +6,6 @@ sha256 differs from the one the manifest (or caller) expects is refused by name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -19,14 +18,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import InputError
 from ..networks import build_network
 from .card import ModelCard
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from .hashing import sha256_of
 
 
 def save_model(model: torch.nn.Module, card: ModelCard, folder: str | Path) -> tuple[Path, Path]:
