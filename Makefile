@@ -25,7 +25,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check SpineSegLib SpineSeg training Testing
+	$(BIN)/ruff format --check .
 
 unit: venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
