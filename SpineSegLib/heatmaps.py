@@ -246,28 +246,41 @@ def local_maxima(
     voxel (the network's own response; smoothing only decides where maxima are) and must exceed ``min_value``.
     The position is refined on the unsmoothed heatmap (:func:`refine_quadratic`).
     """
-    h = np.asarray(heatmap_kji, dtype=np.float64)
-    if h.ndim != 3:
-        raise ValueError(f"heatmap must be 3-D [k, j, i], got {h.ndim} dimensions")
-    if not np.all(np.isfinite(h)):
+    full = np.asarray(heatmap_kji)
+    if full.ndim != 3:
+        raise ValueError(f"heatmap must be 3-D [k, j, i], got {full.ndim} dimensions")
+    if not np.all(np.isfinite(full)):
         raise ValueError("heatmap contains non-finite values")
+    above = np.argwhere(full > min_value)
+    if not len(above):
+        return []
+    # Work only in the box of supra-threshold voxels plus the smoothing radius and one voxel: every
+    # value that decides a candidate is then computed exactly as on the whole heatmap, at a fraction
+    # of the cost (a network heatmap is mostly below the threshold).
+    radius = int(4.0 * smoothing_sigma + 0.5) + 1 if smoothing_sigma > 0 else 1
+    lo = np.maximum(above.min(axis=0) - radius, 0)
+    hi = np.minimum(above.max(axis=0) + radius + 1, full.shape)
+    h = full[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float64)
     s = ndimage.gaussian_filter(h, smoothing_sigma, mode="nearest") if smoothing_sigma > 0 else h
     # Cheap pre-selection (equal to the 3x3x3 max), then strictness checked on the few survivors.
     is_candidate = (s == ndimage.maximum_filter(s, size=3, mode="constant", cval=-np.inf)) & (h > min_value)
-    if not include_border:
+    if not include_border:  # the whole heatmap's border voxels, where they lie inside the box
         for axis in range(3):
             sl = [slice(None)] * 3
-            sl[axis] = 0
-            is_candidate[tuple(sl)] = False
-            sl[axis] = -1
-            is_candidate[tuple(sl)] = False
+            if lo[axis] == 0:
+                sl[axis] = 0
+                is_candidate[tuple(sl)] = False
+            if hi[axis] == full.shape[axis]:
+                sl[axis] = -1
+                is_candidate[tuple(sl)] = False
     padded = np.pad(s, 1, mode="constant", constant_values=-np.inf)
     found: list[tuple[np.ndarray, float]] = []
     for k, j, i in np.argwhere(is_candidate):
         neighbourhood = padded[k : k + 3, j : j + 3, i : i + 3]
         if np.count_nonzero(neighbourhood >= s[k, j, i]) != 1:
             continue  # another neighbour reaches the same value: not strict
-        found.append((refine_quadratic(h, (k, j, i)), float(h[k, j, i])))
+        refined = refine_quadratic(h, (k, j, i)) + lo[::-1]
+        found.append((refined, float(h[k, j, i])))
     found.sort(key=lambda m: -m[1])  # stable: ties keep index order
     return found
 

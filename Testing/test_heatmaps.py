@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
@@ -232,3 +233,35 @@ def test_candidates_refuse_mismatched_shapes_and_limit_per_channel():
     np.testing.assert_allclose(cands[0].point_lps, [6, 8, 9])
     with pytest.raises(ValueError, match="non-finite"):
         local_maxima(np.full((3, 3, 3), np.nan))
+
+
+def _brute_force_maxima(h: np.ndarray, min_value: float, sigma: float) -> list[tuple[tuple[int, int, int], float]]:
+    """Strict 26-neighbour maxima of the smoothed whole heatmap, interior voxels only, by plain loops."""
+    s = ndimage.gaussian_filter(h.astype(np.float64), sigma, mode="nearest") if sigma > 0 else h.astype(np.float64)
+    out = []
+    nk, nj, ni = h.shape
+    for k in range(1, nk - 1):
+        for j in range(1, nj - 1):
+            for i in range(1, ni - 1):
+                if h[k, j, i] <= min_value:
+                    continue
+                block = s[k - 1 : k + 2, j - 1 : j + 2, i - 1 : i + 2]
+                if np.count_nonzero(block >= s[k, j, i]) == 1:
+                    out.append(((k, j, i), float(h[k, j, i])))
+    return sorted(out, key=lambda m: -m[1])
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 2.0])
+def test_local_maxima_equal_a_whole_volume_brute_force(sigma):
+    """Working in the supra-threshold box must not change which maxima are found (sparse network output)."""
+    rng = np.random.default_rng(5)
+    h = rng.normal(0.0, 0.02, (30, 26, 22))
+    for _ in range(4):
+        c = rng.uniform([6, 6, 6], [24, 20, 16])
+        kk, jj, ii = np.indices(h.shape)
+        h += rng.uniform(0.3, 1.0) * np.exp(-((kk - c[0]) ** 2 + (jj - c[1]) ** 2 + (ii - c[2]) ** 2) / 8.0)
+    found = local_maxima(h, min_value=0.1, smoothing_sigma=sigma)
+    expected = _brute_force_maxima(h, 0.1, sigma)
+    assert [round(v, 12) for _, v in found] == [round(v, 12) for _, v in expected]
+    for (ijk, _), (kji, _) in zip(found, expected):
+        assert np.all(np.abs(ijk[::-1] - np.asarray(kji)) <= 0.5)
