@@ -28,7 +28,7 @@ class AugmentationConfig:
     scale: float = 0.15  # isotropic scale in 1 +- scale
     axis_scale: float = 0.15  # extra per-axis scale in 1 +- axis_scale
     elastic_points: int = 6
-    elastic_max_mm: float = 15.0
+    elastic_max_mm: float = 8.0  # small enough for the control spacing of the crops: no folding
     flip_lr: bool = False  # random left-right flip (landmarks are not L/R specific)
 
     @classmethod
@@ -65,16 +65,24 @@ class SpatialTransform:
 
     # -- point maps ---------------------------------------------------------------------
     def displacement(self, points: np.ndarray) -> np.ndarray:
-        """(N, 3) elastic displacement (mm) at output points."""
+        """(N, 3) elastic displacement (mm) at output points: a cubic B-spline with the random control values.
+
+        The control values are B-spline coefficients (no interpolating prefilter), as in a B-spline
+        transform, so the field is smooth and never larger than the largest control value.
+        """
         if self.field is None:
             return np.zeros_like(points)
         n = self.field.shape[1]
-        lo = self.grid.corners().min(axis=0)
-        hi = self.grid.corners().max(axis=0)
+        corners = self.grid.corners()
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
         # Control points span the crop box; outside it the field is extended as constant.
         coords = ((points - lo) / np.maximum(hi - lo, 1e-6) * (n - 1)).T
         return np.stack(
-            [ndimage.map_coordinates(self.field[d], coords, order=3, mode="nearest") for d in range(3)], axis=1
+            [
+                ndimage.map_coordinates(self.field[d], coords, order=3, mode="nearest", prefilter=False)
+                for d in range(3)
+            ],
+            axis=1,
         )
 
     def apply(self, points: np.ndarray) -> np.ndarray:
@@ -83,18 +91,25 @@ class SpatialTransform:
         q = p + self.displacement(p)
         return self.center + self.translation + (q - self.center) @ self.matrix.T
 
-    def invert(self, points: np.ndarray, iterations: int = 20) -> np.ndarray:
-        """(N, 3) input points -> output-crop points, by fixed-point iteration on the smooth map."""
+    def invert(self, points: np.ndarray, iterations: int = 30, tol: float = 1e-5) -> np.ndarray:
+        """(N, 3) input points -> output-crop points, by Newton's method on the smooth map."""
         target = np.atleast_2d(points).astype(float)
         m_inv = np.linalg.inv(self.matrix)
         p = self.center + (target - self.center - self.translation) @ m_inv.T
         if self.field is None:
             return p
+        h = 0.05  # mm, central differences for the Jacobian of the displacement
+        eye = np.eye(3)
         for _ in range(iterations):
             residual = self.apply(p) - target
-            p = p - residual @ m_inv.T
-            if np.abs(residual).max() < 1e-4:
+            if np.abs(residual).max() < tol:
                 break
+            grad = np.stack(
+                [(self.displacement(p + h * eye[a]) - self.displacement(p - h * eye[a])) / (2 * h) for a in range(3)],
+                axis=2,
+            )  # (N, 3, 3): d displacement_i / d p_a
+            jac = self.matrix[None] @ (eye[None] + grad)
+            p = p - np.linalg.solve(jac, residual[..., None])[..., 0]
         return p
 
 

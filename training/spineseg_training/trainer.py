@@ -236,7 +236,7 @@ class Trainer:
             running = value if running is None else 0.98 * running + 0.02 * value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4g}")
-            if self.iteration % 50 == 0:
+            if self.iteration % 50 == 0 or self.iteration == total:
                 self._log(
                     {
                         "iteration": self.iteration,

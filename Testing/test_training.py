@@ -1,0 +1,184 @@
+"""The training package: augmentation geometry, samples, checkpoints/resume, export to loadable weights."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from spineseg_training.config import stage_config
+from spineseg_training.data import cache_case, find_cases, split_cases
+from spineseg_training.export import export_stage
+from spineseg_training.phantom_data import HELD_OUT_SEED_START, make_dataset, write_case
+from spineseg_training.samples import segmentation_sample, spine_sample, vertebrae_sample
+from spineseg_training.spatial import AugmentationConfig, SpatialTransform, sample_array
+from spineseg_training.trainer import Trainer
+from SpineSegLib import labels as L
+from SpineSegLib.geometry import Grid
+from SpineSegLib.models import load_model
+from SpineSegLib.phantom import PhantomConfig
+
+TINY_UNET = {"architecture": "unet", "in_channels": 2, "out_channels": 1, "num_filters": 4, "num_levels": 3}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantoms")
+    for seed in (3, 4, 5):
+        write_case(root, seed, PhantomConfig(region="lumbar", spacing=(2.0, 2.0, 2.5), orientation="PIR"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def cached(dataset, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return [cache_case(c, cache) for c in find_cases(dataset)]
+
+
+def test_transform_inverse_recovers_points_with_elastic_deformation():
+    rng = np.random.default_rng(0)
+    grid = Grid.centered([10.0, -20.0, 300.0], (64, 64, 128), (2.0, 2.0, 2.0))  # a localisation crop
+    t = SpatialTransform.random(rng, grid, AugmentationConfig())
+    pts = grid.center + rng.uniform(-60, 60, (50, 3))
+    np.testing.assert_allclose(t.apply(t.invert(pts)), pts, atol=1e-3)
+    identity = SpatialTransform.identity(grid.center)
+    np.testing.assert_allclose(identity.apply(pts), pts)
+
+
+def test_sample_array_equals_simpleitk_resampling_for_an_affine_transform():
+    rng = np.random.default_rng(1)
+    vol = rng.normal(size=(40, 36, 30)).astype(np.float32)
+    vgrid = Grid((30, 36, 40), (1.2, 1.0, 1.5), (-5.0, 3.0, 7.0))
+    out = Grid.centered(vgrid.center + [2.0, -1.0, 3.0], (16, 14, 12), (1.0, 1.0, 1.0))
+    t = SpatialTransform.random(rng, out, AugmentationConfig(elastic_points=0, translation_mm=5.0))
+    ours = sample_array(vol, vgrid, out, t, order=1, cval=-7.0)
+    affine = sitk.AffineTransform(3)
+    affine.SetMatrix(t.matrix.ravel().tolist())
+    affine.SetCenter(t.center.tolist())
+    affine.SetTranslation(t.translation.tolist())
+    image = vgrid.apply(sitk.GetImageFromArray(vol))
+    ref = sitk.Resample(
+        image,
+        [int(s) for s in out.size],
+        affine,
+        sitk.sitkLinear,
+        out.origin,
+        out.spacing,
+        out.direction,
+        -7.0,
+        sitk.sitkFloat32,
+    )
+    np.testing.assert_allclose(ours, sitk.GetArrayFromImage(ref), atol=1e-4)
+
+
+def test_unaugmented_samples_put_targets_on_the_anatomy(cached):
+    case = cached[0]
+    rng = np.random.default_rng(2)
+    cfg = replace(stage_config("vertebrae"), crop_size=(32, 32, 64), augmentation=AugmentationConfig.none())
+    x, y = vertebrae_sample(case, cfg, rng, augment=False)
+    assert x.shape == (1, 64, 32, 32) and y.shape == (len(L.HEATMAP_LABELS), 64, 32, 32)
+    grid = Grid.centered(np.zeros(3), cfg.crop_size, cfg.spacing_mm)  # only its index frame is used below
+    present = [lab for lab in case.vertebra_labels if y[L.HEATMAP_LABELS.index(lab)].max() > 0.9]
+    assert present, "no vertebra inside the crop"
+    for lab in present:
+        k, j, i = np.unravel_index(np.argmax(y[L.HEATMAP_LABELS.index(lab)]), y.shape[1:])
+        assert x[0, k, j, i] > 0.05  # the target peak sits in bone (vertebral body), not in soft tissue
+    del grid
+    seg_cfg = replace(stage_config("segmentation"), crop_size=(48, 48, 40), augmentation=AugmentationConfig.none())
+    label = case.vertebra_labels[len(case.vertebra_labels) // 2]
+    x, y = segmentation_sample(case, seg_cfg, rng, augment=False, label=label)
+    assert x.shape == (2, 40, 48, 48) and set(np.unique(y)) == {0.0, 1.0}
+    peak = np.unravel_index(np.argmax(x[1]), x.shape[1:])
+    assert y[0][peak] == 1.0  # the Gaussian marks the vertebra the mask is of
+    assert x[0][y[0] > 0].mean() > x[0][y[0] == 0].mean()  # the mask covers bright bone
+    sx, sy = spine_sample(case, stage_config("spine"), rng, augment=False)
+    assert sx.shape == sy.shape == (1, 96, 48, 48) and sy.max() == pytest.approx(1.0)
+
+
+def test_cases_without_body_centroids_are_left_out_with_a_warning(dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(dataset, copy)
+    victim = next(copy.glob("derivatives/*/*_ctd.json"))
+    victim.unlink()
+    with pytest.warns(UserWarning, match="no \\*_ctd.json centroid file"):
+        cases = find_cases(copy)
+    assert len(cases) == 2
+    train, val = split_cases(cases, 1)
+    assert len(train) == 1 and len(val) == 1 and train[0] != val[0]
+
+
+def test_held_out_seed_ranges_are_enforced(tmp_path):
+    with pytest.raises(ValueError, match="below 100000"):
+        make_dataset(tmp_path, range(HELD_OUT_SEED_START - 1, HELD_OUT_SEED_START + 1), "train", progress=False)
+    with pytest.raises(ValueError, match=">= 100000"):
+        make_dataset(tmp_path, range(5, 6), "benchmark", progress=False)
+
+
+def test_training_resumes_from_its_checkpoint_and_exports_loadable_weights(dataset, tmp_path):
+    cases = find_cases(dataset)
+    cfg = replace(
+        stage_config("segmentation"),
+        network=TINY_UNET,
+        crop_size=(32, 32, 24),
+        iterations=6,
+        checkpoint_every=2,
+        validate_every=1000,
+    )
+    out = tmp_path / "run"
+    first = Trainer(cfg, cases, [], out, tmp_path / "cache", device="cpu", num_workers=0)
+    first.fit(iterations=4, progress=False)
+    saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["iteration"] == 4
+    second = Trainer(cfg, cases, [], out, tmp_path / "cache", device="cpu", num_workers=0)
+    assert second.resume() and second.iteration == 4
+    for name, value in second.model.state_dict().items():
+        torch.testing.assert_close(value, saved["model"][name])
+    second.fit(progress=False)
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 6
+    lines = (out / "log.jsonl").read_text().splitlines()
+    assert lines  # losses were logged
+    weights, card = export_stage(
+        out,
+        cfg,
+        "tiny-seg",
+        tmp_path / "models",
+        "3 lumbar phantoms",
+        which="last",
+        manifest=tmp_path / "models" / "manifest.json",
+    )
+    net, loaded_card = load_model(weights, card)
+    assert loaded_card.stage == "segmentation" and loaded_card.training_data == "3 lumbar phantoms"
+    x = torch.randn(1, 2, 24, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), second.model.eval()(x))
+
+
+def test_a_changed_network_refuses_to_resume(dataset, tmp_path):
+    cases = find_cases(dataset)
+    cfg = replace(
+        stage_config("segmentation"), network=TINY_UNET, crop_size=(32, 32, 24), iterations=2, checkpoint_every=2
+    )
+    Trainer(cfg, cases, [], tmp_path / "run", tmp_path / "cache", device="cpu", num_workers=0).fit(progress=False)
+    other = replace(cfg, network={**TINY_UNET, "num_filters": 6})
+    with pytest.raises(RuntimeError, match="checkpoint network differs"):
+        Trainer(other, cases, [], tmp_path / "run", tmp_path / "cache", device="cpu", num_workers=0).resume()
+
+
+@pytest.mark.parametrize("stage", ["spine", "vertebrae", "segmentation"])
+def test_default_augmentation_never_folds_the_crop(stage):
+    """Jacobian determinant of the random map stays well above 0 on every stage's crop (no folding)."""
+    cfg = stage_config(stage)
+    grid = Grid.centered([0.0, 0.0, 0.0], cfg.crop_size, cfg.spacing_mm)
+    rng = np.random.default_rng(3)
+    axes = [np.linspace(0, n - 1, 7) for n in grid.size]
+    lattice = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    pts = grid.index_to_physical(lattice)
+    h = 0.5
+    for _ in range(20):
+        t = SpatialTransform.random(rng, grid, cfg.augmentation)
+        jac = np.stack([(t.apply(pts + h * e) - t.apply(pts - h * e)) / (2 * h) for e in np.eye(3)], axis=2)
+        det = np.linalg.det(jac) / np.linalg.det(t.matrix)
+        assert det.min() > 0.3, det.min()
