@@ -44,15 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .. import bids
-    from ..io import write_centroids, write_image, write_json_atomic, write_labelmap
-    from ..phantom import PhantomConfig, generate_phantom
+    from ..phantom import PhantomConfig, generate_phantom, write_phantom_case
 
     if args.number < 1:
         raise SpineSegError(f"--number must be at least 1, got {args.number}")
     if not 0.0 <= args.scoliosis <= 1.0:
         raise SpineSegError(f"--scoliosis is a probability in 0..1, got {args.scoliosis}")
-    _check_orientation(args.orientation)
     kwargs = dict(
         modality=args.modality,
         region=args.region,
@@ -67,29 +64,9 @@ def run(args: argparse.Namespace) -> int:
     _check_writable(args.output)
     for i in tqdm(range(args.number), desc="phantoms", unit="case", disable=args.number == 1):
         seed = args.seed + i
-        ph = generate_phantom(seed, config)
-        paths = bids.case_paths(args.output, f"phantom{seed:04d}", args.modality)
-        paths.image.parent.mkdir(parents=True, exist_ok=True)
-        paths.vertebra_mask.parent.mkdir(parents=True, exist_ok=True)
-        write_image(ph.image, paths.image)
-        write_labelmap(ph.vertebra_labels, paths.vertebra_mask)
-        write_labelmap(ph.subregion_labels, paths.subregion_mask)
-        write_centroids(ph.body_centroids, paths.centroids, reference=ph.vertebra_labels)
-        sidecar = dict(ph.meta)
-        sidecar["whole_vertebra_centroids_lps_mm"] = {str(k): v.tolist() for k, v in ph.vertebra_centroids.items()}
-        write_json_atomic(sidecar, paths.sidecar)
+        paths = write_phantom_case(generate_phantom(seed, config), args.output, f"phantom{seed:04d}")
         print(f"{paths.image}")
     return 0
-
-
-def _check_orientation(code: str) -> None:
-    if code == "random":
-        return
-    axes = [{"L": 0, "R": 0, "P": 1, "A": 1, "S": 2, "I": 2}.get(c) for c in code.upper()]
-    if len(code) != 3 or None in axes or sorted(axes) != [0, 1, 2]:
-        raise SpineSegError(
-            f"--orientation {code!r} is not an orientation code: use three letters from L/R, P/A, S/I, one of each"
-        )
 
 
 def _check_writable(folder: Path) -> None:

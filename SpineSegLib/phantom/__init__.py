@@ -11,5 +11,6 @@ agree exactly with the image. See :mod:`.generator` for the consistency rule.
 
 from .config import PhantomConfig, PhantomConfigError
 from .generator import Phantom, generate_phantom
+from .writer import write_phantom_case
 
-__all__ = ["Phantom", "PhantomConfig", "PhantomConfigError", "generate_phantom"]
+__all__ = ["Phantom", "PhantomConfig", "PhantomConfigError", "generate_phantom", "write_phantom_case"]

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from SpineSegLib import bids
-from SpineSegLib.io import write_centroids, write_image, write_json_atomic, write_labelmap
-from SpineSegLib.phantom import PhantomConfig, generate_phantom
+from SpineSegLib.phantom import PhantomConfig, generate_phantom, write_phantom_case
 
 #: Seeds >= this are reserved for held-out evaluation; training sets must stay below.
 HELD_OUT_SEED_START = 100_000
@@ -57,20 +56,12 @@ def draw_config(seed: int, kind: str = "train", modality: str = "ct") -> Phantom
 
 
 def write_case(root: Path, seed: int, config: PhantomConfig) -> bids.CasePaths:
-    paths = bids.case_paths(root, f"phantom{seed:06d}", config.modality)
-    if paths.sidecar.exists():  # finished earlier (the sidecar is written last)
+    """Generate and write case ``seed`` unless it is already complete (its sidecar exists)."""
+    subject = f"phantom{seed:06d}"
+    paths = bids.case_paths(root, subject, config.modality)
+    if paths.sidecar.exists():
         return paths
-    ph = generate_phantom(seed, config)
-    paths.image.parent.mkdir(parents=True, exist_ok=True)
-    paths.vertebra_mask.parent.mkdir(parents=True, exist_ok=True)
-    write_image(ph.image, paths.image)
-    write_labelmap(ph.vertebra_labels, paths.vertebra_mask)
-    write_labelmap(ph.subregion_labels, paths.subregion_mask)
-    write_centroids(ph.body_centroids, paths.centroids, reference=ph.vertebra_labels)
-    meta = dict(ph.meta)
-    meta["whole_vertebra_centroids_lps_mm"] = {str(k): v.tolist() for k, v in ph.vertebra_centroids.items()}
-    write_json_atomic(meta, paths.sidecar)
-    return paths
+    return write_phantom_case(generate_phantom(seed, config), root, subject)
 
 
 def make_dataset(root: str | Path, seeds: range, kind: str = "train", modality: str = "ct", progress: bool = True):
