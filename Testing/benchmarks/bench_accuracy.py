@@ -30,8 +30,6 @@ import dataclasses
 import datetime
 import json
 import math
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -41,8 +39,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "Testing"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import SimpleITK as sitk  # noqa: E402
+from machine import machine_info  # noqa: E402
 
 from SpineSegLib import bids  # noqa: E402
 from SpineSegLib import labels as L  # noqa: E402
@@ -95,31 +94,6 @@ REAL_CASES = (
 
 # ----------------------------------------------------------------------------------------
 # Machine and models
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "gpu": gpu,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def load_pipeline(resources: Path | None, name: str, device: str):

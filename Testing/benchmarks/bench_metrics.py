@@ -41,6 +41,8 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 from SpineSegLib import labels as L  # noqa: E402
 from SpineSegLib.metrics import evaluate  # noqa: E402
@@ -195,16 +197,6 @@ def run_monai(pred: Path, gt: Path) -> tuple[float, dict[str, dict[str, float]]]
 
 
 # ----------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -55,8 +54,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "Testing"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
+from machine import machine_info  # noqa: E402
 
 GB = 1e9
 GOAL_SECONDS = 60.0
@@ -544,29 +544,6 @@ def worker_main(side: str, spec_path: str) -> int:
 
 # ----------------------------------------------------------------------------------------
 # Report
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict:
-    import torch
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def monai_centroids(centroids_path: Path, labels_path: Path, spineseg: dict | None, cap: int | None) -> list:
