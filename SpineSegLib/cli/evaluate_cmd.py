@@ -43,7 +43,15 @@ def run(args: argparse.Namespace) -> int:
     # Without centroid files, evaluate() takes the centroids from the masks (inside its per-label boxes).
     gt_ctd = read_centroids(args.gt_ctd, reference=gt) if args.gt_ctd else None
     pred_ctd = read_centroids(args.pred_ctd, reference=pred) if args.pred_ctd else None
-    result = evaluate(pred, gt, pred_ctd, gt_ctd, id_threshold_mm=args.id_threshold)
+    result = evaluate(
+        pred,
+        gt,
+        pred_ctd,
+        gt_ctd,
+        id_threshold_mm=args.id_threshold,
+        pred_name=f"prediction mask {args.pred}",
+        gt_name=f"ground truth mask {args.gt}",
+    )
     print(result.table())
     if args.json:
         write_json_atomic(result.to_json(), args.json)

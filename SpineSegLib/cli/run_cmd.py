@@ -93,6 +93,8 @@ class _Progress:
         elif self.stage_bar is not None:
             self.stage_bar.n = round(100 * fraction)
             self.stage_bar.set_postfix_str(message, refresh=True)
+        elif self.mode == "bar":  # between cases (e.g. a skipped one): no bar to show the message on
+            self._tqdm.write(f"spineseg: {message}", file=sys.stderr)
 
     def end_case(self) -> None:
         if self.stage_bar is not None:
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             names = bids.output_names(case.name)
             done = args.output / names["timings"]
             if done.exists() and not args.force:
+                progress.index = i  # this case's slice of the overall progress, not the previous case's
                 progress.emit(1.0, f"{case.name}: already done (use --force to recompute)")
                 progress.end_case()
                 continue

@@ -124,6 +124,8 @@ def evaluate(
     *,
     id_threshold_mm: float = DEFAULT_ID_THRESHOLD_MM,
     surface_method: str = "kdtree",
+    pred_name: str = "prediction mask",
+    gt_name: str = "ground truth mask",
 ) -> Evaluation:
     """Evaluate a predicted vertebra label map against the ground truth on the same grid.
 
@@ -141,13 +143,14 @@ def evaluate(
     Raises :class:`SpineSegError` when the grids differ (see
     :func:`~SpineSegLib.metrics.volumes.resample_prediction`) or the ground truth has no
     vertebra label. Label ids that are not VerSe vertebrae are ignored with a warning.
+    ``pred_name``/``gt_name`` name the masks in messages (the CLI passes the file names).
     """
     check_same_grid(pred, gt)
-    gt_vol = label_volume(gt, "ground truth")
+    gt_vol = label_volume(gt, gt_name)
     if not gt_vol.boxes:
         extra = f" (only ids {list(gt_vol.ignored)}, which are not VerSe vertebra labels)" if gt_vol.ignored else ""
-        raise SpineSegError(f"ground truth mask has no labels{extra}: nothing to evaluate against")
-    pred_vol = label_volume(pred, "prediction")
+        raise SpineSegError(f"{gt_name} has no labels{extra}: nothing to evaluate against")
+    pred_vol = label_volume(pred, pred_name)
     grid = Grid.of(gt)
     sampling = tuple(reversed(grid.spacing))  # array axes are [k, j, i]
 

@@ -132,7 +132,7 @@ def union_box(a: Box | None, b: Box | None) -> Box:
 
 def _warn_ignored(what: str, ids: list[int]) -> None:
     warnings.warn(
-        f"{what} mask: label ids {ids} are not VerSe vertebra labels (1-28, SpineSegLib.labels); they are ignored",
+        f"{what}: label ids {ids} are not VerSe vertebra labels (1-28, SpineSegLib.labels); they are ignored",
         UserWarning,
         stacklevel=4,
     )
