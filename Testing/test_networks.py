@@ -57,6 +57,18 @@ def test_build_network_from_config_and_unknown_architecture():
         build_network({"architecture": "resnet"})
 
 
+def test_scn_local_branch_learns_from_the_first_step():
+    """The spatial factor starts near 1, so the product passes the local branch its full gradient."""
+    net = SpatialConfigurationNet(num_labels=3, num_filters=4, local_levels=2, spatial_levels=2)
+    _, local, spatial = net.forward_parts(torch.randn(1, 1, 16, 16, 16))
+    assert spatial.min() > 0.9
+    stalled = SpatialConfigurationNet(
+        num_labels=3, num_filters=4, local_levels=2, spatial_levels=2, spatial_bias_init=0
+    )
+    _, _, spatial0 = stalled.forward_parts(torch.randn(1, 1, 16, 16, 16))
+    assert spatial0.abs().max() < 0.05
+
+
 def test_gradients_flow_through_both_scn_branches():
     net = SpatialConfigurationNet(num_labels=3, num_filters=4, local_levels=2, spatial_levels=2, head_init_std=0.1)
     out = net(torch.randn(1, 1, 16, 16, 16))

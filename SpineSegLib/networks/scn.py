@@ -28,6 +28,7 @@ class SpatialConfigurationNet(nn.Module):
         dropout: float = 0.0,
         negative_slope: float = 0.1,
         head_init_std: float = 1e-3,
+        spatial_bias_init: float = 2.0,
     ):
         super().__init__()
         self.spatial_downsample = spatial_downsample
@@ -40,6 +41,9 @@ class SpatialConfigurationNet(nn.Module):
             num_labels, sf, spatial_levels, convs_per_level=1, dropout=dropout, negative_slope=negative_slope
         )
         self.spatial_head = head(sf, num_labels, head_init_std)
+        # Start the spatial factor near 1 (tanh(2) = 0.96) instead of 0: with both factors near 0
+        # the product passes almost no gradient to either branch and training stalls for long.
+        nn.init.constant_(self.spatial_head.bias, spatial_bias_init)
 
     @property
     def size_divisor(self) -> int:
