@@ -29,11 +29,18 @@ class SpatialConfigurationNet(nn.Module):
         negative_slope: float = 0.1,
         head_init_std: float = 1e-3,
         spatial_bias_init: float = 2.0,
+        norm: str | None = None,
     ):
         super().__init__()
         self.spatial_downsample = spatial_downsample
         self.local = UNetAvgLinear3D(
-            in_channels, num_filters, local_levels, convs_per_level=2, dropout=dropout, negative_slope=negative_slope
+            in_channels,
+            num_filters,
+            local_levels,
+            convs_per_level=2,
+            dropout=dropout,
+            negative_slope=negative_slope,
+            norm=norm,
         )
         self.local_head = head(num_filters, num_labels, head_init_std)
         sf = spatial_filters or num_filters
