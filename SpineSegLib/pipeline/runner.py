@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import SimpleITK as sitk
 import torch
 
+from .. import labels as L
 from ..centroids import Centroids
 from ..errors import SpineSegError
 from ..models import Manifest, ModelCard, load_model
@@ -128,6 +129,9 @@ class Pipeline:
                 result.messages.append("no vertebra identified (no landmark chain obeys the anatomical rules)")
         if centroids is not None:
             result.centroids = centroids
+            skipped = [L.name_of(lab) for lab in centroids.labels if lab not in L.VERTEBRA_LABELS]
+            if skipped and "segmentation" in stages:
+                result.messages.append(f"not segmented (no vertebra): {', '.join(skipped)}")
         if "segmentation" in stages and result.centroids:
             net, card = self.model("segmentation")
             t0 = time.perf_counter()

@@ -83,7 +83,9 @@ def segment_vertebrae(
     """uint8 instance label map (VerSe ids) on ``image``'s grid for ``labels`` (default: every centroid)."""
     reporter = reporter or Reporter()
     params = {**DEFAULTS, **card.params}
-    todo = [lab for lab in (centroids.labels if labels is None else L.anatomical_order(labels)) if lab in centroids]
+    wanted = centroids.labels if labels is None else L.anatomical_order(labels)
+    # The network segments vertebrae (C1..L6, T13); a sacrum or coccyx centroid is not its job.
+    todo = [lab for lab in wanted if lab in centroids and lab in L.VERTEBRA_LABELS]
     image_grid = Grid.of(image)
     out = np.zeros(image_grid.shape_kji, dtype=np.uint8)
     best = None  # float16 best probability so far, allocated lazily
