@@ -15,9 +15,24 @@ import sys
 from pathlib import Path
 
 from .cli import main as cli_main
+from .errors import SpineSegError
 from .models import resources_dir
 
 CASE = "sub-demo"
+
+
+def sample_dir() -> Path:
+    """The bundled sample case: next to the models' Resources, else in the source tree's Resources."""
+    candidates = []
+    try:
+        candidates.append(resources_dir() / "SampleData")
+    except SpineSegError:
+        pass
+    candidates.append(Path(__file__).resolve().parent.parent / "Resources" / "SampleData")
+    for c in candidates:
+        if (c / f"{CASE}_ct.nii.gz").is_file():
+            return c
+    raise SpineSegError(f"bundled sample case {CASE}_ct.nii.gz not found in {', '.join(map(str, candidates))}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = p.parse_args(argv)
-    sample = resources_dir() / "SampleData"
+    sample = sample_dir()
     image = sample / f"{CASE}_ct.nii.gz"
     print(f"SpineSeg demo: {image}")
     rc = cli_main(["run", str(image), "-o", str(args.out), "--device", args.device, "--force", "--save-heatmaps"])
