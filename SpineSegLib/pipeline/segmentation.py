@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
+from scipy import ndimage, special
 
 from .. import labels as L
 from ..centroids import Centroids
@@ -96,7 +96,7 @@ def segment_vertebrae(
         chunk = todo[start : start + batch]
         crops, inputs = zip(*(network_inputs(image, centroids[lab], card) for lab in chunk))
         logits = predict(model, np.stack(inputs), device, bool(params["mixed_precision"]))[:, 0]
-        probs = 1.0 / (1.0 + np.exp(-logits))
+        probs = special.expit(logits)
         for lab, crop, prob in zip(chunk, crops, probs):
             placed = input_subgrid(image_grid, crop)
             if placed is None:
