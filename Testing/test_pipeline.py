@@ -303,3 +303,28 @@ def test_bundled_weights_identify_and_segment_a_held_out_phantom():
     assert ev.summary.n_gt >= 5
     assert ev.summary.id_rate == 1.0, ev.table()
     assert ev.summary.dice_mean >= 0.85, ev.table()
+
+
+def test_localization_grid_takes_x_y_from_the_spine_box_and_the_whole_image_along_z(tiny, phantom):
+    """Payer 2019: a spine heatmap fading at the ends of the spine must not cut vertebrae off the grid."""
+    from SpineSegLib.pipeline.spine import SpineBox
+    from SpineSegLib.pipeline.vertebrae import localization_grid
+
+    net, card = tiny["vertebrae"]
+    ilo, ihi = image_box(phantom.image)
+    mid = (ilo + ihi) / 2
+    half = np.array([10.0, 10.0, 20.0])
+    short = SpineBox(mid - half, mid + half, mid, 1.0, sitk.Image(1, 1, 1, sitk.sitkFloat32))
+    margin = np.asarray(card.params.get("margin_mm", [32.0, 32.0, 16.0]))
+    for full_z in (True, False):
+        card_z = copy.deepcopy(card)
+        card_z.params["full_z"] = full_z
+        corners = localization_grid(phantom.image, short, card_z, int(net.size_divisor)).corners()
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        # x/y: the box plus margin (the grid rounds up to whole, divisible voxel counts).
+        assert np.all(lo[:2] <= short.lo[:2] - margin[:2] + 1.0) and np.all(lo[:2] >= ilo[:2] - 2.0)
+        assert np.all(hi[:2] - lo[:2] < ihi[:2] - ilo[:2])
+        if full_z:
+            assert lo[2] <= ilo[2] + 2.0 and hi[2] >= ihi[2] - 2.0
+        else:
+            assert lo[2] >= short.lo[2] - margin[2] - 2.0 and hi[2] <= short.hi[2] + margin[2] + 2.0 + 32 * 2.0

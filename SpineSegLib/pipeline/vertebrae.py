@@ -25,6 +25,7 @@ from .tiling import run_tiled_max
 
 DEFAULTS = {
     "margin_mm": [32.0, 32.0, 16.0],  # added around the spine box (x, y, z)
+    "full_z": True,  # Payer 2019: x/y from the spine box, the whole image along z
     "tile_z": 192,  # voxels per tile along z (superior)
     "step_z": 128,
     "min_value": 0.1,
@@ -52,7 +53,11 @@ class VertebraLocalization:
 
 
 def localization_grid(image: sitk.Image, spine: SpineBox | None, card: ModelCard, divisor: int) -> Grid:
-    """2 mm LPS grid over the spine box + margin, clipped to the image box; x/y rounded up to ``divisor``."""
+    """2 mm LPS grid over the spine box + margin, clipped to the image box; x/y rounded up to ``divisor``.
+
+    With ``full_z`` (default) the grid spans the whole image along z, as in Payer et al. 2019:
+    a spine heatmap that fades at the ends of the spine must not cut vertebrae off.
+    """
     params = {**DEFAULTS, **card.params}
     ilo, ihi = image_box(image)
     if spine is None:
@@ -61,6 +66,8 @@ def localization_grid(image: sitk.Image, spine: SpineBox | None, card: ModelCard
         margin = np.asarray(params["margin_mm"], float)
         lo = np.maximum(spine.lo - margin, ilo)
         hi = np.minimum(spine.hi + margin, ihi)
+        if params["full_z"]:
+            lo[2], hi[2] = ilo[2], ihi[2]
     return box_grid(lo, hi, card.spacing_mm, divisor=divisor)
 
 
