@@ -237,3 +237,30 @@ def test_progress_lines_are_parsed_and_other_output_is_log():
     assert parse_line('{"not": "progress"}', "stdout").kind == "log"
     assert parse_line("spineseg: error: bad", "stderr").kind == "error"
     assert parse_line('{"progress": 7}', "stdout").fraction == 1.0
+
+
+@pytest.mark.slow
+def test_bundled_weights_run_in_slicer_gives_the_library_result(scene, tmp_path):
+    """The shipped models through the module logic (subprocess) equal an in-process Pipeline run, voxel by voxel."""
+    from SpineSegLib.models import Manifest
+    from SpineSegLib.phantom import PhantomConfig, generate_phantom
+    from SpineSegLib.pipeline import DEFAULT_PIPELINE, Pipeline
+
+    bundled = H.REPO_ROOT / "Resources"
+    if not (bundled / "models" / "manifest.json").is_file():
+        pytest.skip("no bundled weights (Resources/models/manifest.json)")
+    manifest = Manifest.load(bundled / "models" / "manifest.json")
+    # A held-out seed (>= 100000: never used in training), small lumbar field of view.
+    phantom = generate_phantom(100_004, PhantomConfig(region="lumbar", spacing=(2.0, 2.0, 2.0)))
+    volume, _, _ = study_volume(scene, phantom.image, "bundled CT")
+    outcome = make_logic(bundled, tmp_path).process(volume, device="cpu")
+    direct = Pipeline(DEFAULT_PIPELINE, device="cpu", manifest=manifest).run(N.sitk_from_volume(volume))
+    assert outcome.vertebrae == [L.name_of(k) for k in direct.centroids]
+    points = N.markups_points(outcome.centroids)
+    ras = direct.centroids.ras()
+    for (_, text, position), label in zip(points, direct.centroids):
+        assert text == L.name_of(label)
+        np.testing.assert_allclose(position, ras[label], atol=0.01)
+    if direct.labelmap is not None:
+        exported = N.labelmap_array_from_segmentation(outcome.segmentation, volume)
+        np.testing.assert_array_equal(exported, sitk.GetArrayFromImage(direct.labelmap))

@@ -182,3 +182,37 @@ def test_default_augmentation_never_folds_the_crop(stage):
         jac = np.stack([(t.apply(pts + h * e) - t.apply(pts - h * e)) / (2 * h) for e in np.eye(3)], axis=2)
         det = np.linalg.det(jac) / np.linalg.det(t.matrix)
         assert det.min() > 0.3, det.min()
+
+
+@pytest.mark.parametrize("stage", ["vertebrae", "segmentation"])
+def test_calibration_picks_the_best_threshold_and_writes_it_into_the_card(dataset, stage, tmp_path):
+    from slicer_fixtures import tiny_models
+
+    from spineseg_training.calibrate import calibrate_card
+    from spineseg_training.validate import ValidationCase, validate_segmentation, validate_vertebrae
+    from SpineSegLib.models import ModelCard, save_model
+
+    net, card = tiny_models()[stage]
+    _, card_path = save_model(net, card, tmp_path)
+    cases = [ValidationCase(c) for c in find_cases(dataset)]
+    device = torch.device("cpu")
+    result = calibrate_card(card_path, net, cases, device)
+    table, chosen = result["table"], result["chosen"]
+    if stage == "vertebrae":  # identification first, point error breaks ties (as validate_vertebrae scores)
+        key = "id_rate"
+        scores = [r["id_rate"] - 1e-3 * r["pe_mean_mm"] for r in table]
+    else:
+        key = "dice_mean"
+        scores = [r["dice_mean"] for r in table]
+    assert len(table) >= 4 and len(set(scores)) >= 2  # the thresholds matter on these cases
+    row = next(r for r in table if all(r[k] == v for k, v in chosen.items()))
+    assert scores[table.index(row)] == max(scores)
+    written = ModelCard.read(card_path)
+    assert {k: written.params[k] for k in chosen} == chosen
+    assert written.validation["calibration"]["chosen"] == chosen
+    # The table (heatmaps computed once, post-processing repeated) equals a full validation run with the choice.
+    validate = validate_vertebrae if stage == "vertebrae" else validate_segmentation
+    check = validate(net, written, cases, device)
+    assert check[key] == pytest.approx(row[key])
+    if stage == "vertebrae":
+        assert check["pe_mean_mm"] == pytest.approx(row["pe_mean_mm"])

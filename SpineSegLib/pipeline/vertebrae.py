@@ -95,6 +95,15 @@ def localize_vertebrae(
 
     heat = run_tiled_max(x, run_tile, tile, step, axis=1, on_tile=lambda n, tot: reporter(n / tot, "vertebra heatmaps"))
     labels = list(card.labels)
+    candidates, sequence = landmarks_from_heatmaps(heat, grid, labels, params, image)
+    return VertebraLocalization(sequence.centroids, heat, grid, labels, candidates, sequence)
+
+
+def landmarks_from_heatmaps(
+    heat: np.ndarray, grid: Grid, labels: list[int], params: dict, image: sitk.Image
+) -> tuple[dict[int, list[Candidate]], SequenceResult]:
+    """Candidates (local maxima) of every channel and the chain the sequence rules pick among them."""
+    params = {**DEFAULTS, **params}
     candidates = heatmap_candidates(
         heat,
         grid,
@@ -108,7 +117,7 @@ def localize_vertebrae(
     sequence = select_sequence(
         candidates, min_value=float(params["min_value"]), end_min_value=float(params["end_min_value"])
     )
-    return VertebraLocalization(sequence.centroids, heat, grid, labels, candidates, sequence)
+    return candidates, sequence
 
 
 def _drop_near_z_border(

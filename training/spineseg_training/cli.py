@@ -3,6 +3,7 @@
     spineseg-train all --data DATA_ROOT --out runs/ct            # spine, vertebrae, segmentation
     spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
+    spineseg-train calibrate --data DATA_ROOT --out runs/ct --to Resources/models  # thresholds on validation
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
     spineseg-train cache --data data/phantoms --out runs/ct          # resample every case once (optional)
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGES, "all", "export", "phantoms", "cache"))
+    p.add_argument("command", choices=(*STAGES, "all", "export", "calibrate", "phantoms", "cache"))
     p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 cache_case(c, args.cache or args.out / "cache")
             return 0
         train, val = split_cases(cases, args.val, args.seed)
+        if args.command == "calibrate":
+            return _calibrate(args, val)
         stages = STAGES if args.command == "all" else (args.command,)
         for stage in stages:
             from .trainer import Trainer
@@ -116,6 +119,32 @@ def _export(args: argparse.Namespace) -> int:
             run, cfg, f"{args.name_prefix}-{stage}", args.to, args.training_data, manifest=args.manifest
         )
         print(f"{stage}: {weights} ({card.name})")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace, val: list) -> int:
+    """Pick the post-processing thresholds of exported models (``--to``) on the validation cases."""
+    import torch
+
+    from SpineSegLib.models.store import load_model
+
+    from .calibrate import CALIBRATORS, calibrate_card
+    from .validate import ValidationCase
+
+    if not args.to:
+        raise SpineSegError("calibrate needs --to (the folder export wrote)")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu")
+    cases = [ValidationCase(c) for c in val]
+    for stage in CALIBRATORS:
+        card = args.to / f"{args.name_prefix}-{stage}.json"
+        if not card.is_file():
+            print(f"{stage}: no {card}, skipped")
+            continue
+        model, _ = load_model(args.to / f"{args.name_prefix}-{stage}.safetensors", card, device=device)
+        result = calibrate_card(card, model, cases, device)
+        print(f"{stage}: {result['chosen']}")
+        for row in result["table"]:
+            print("   ", row)
     return 0
 
 
