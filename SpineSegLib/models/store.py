@@ -6,9 +6,6 @@ sha256 differs from the one the manifest (or caller) expects is refused by name.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
+from ..io.atomic import atomic_path, write_json_atomic
 from ..networks import build_network
 from .card import ModelCard
 from .hashing import sha256_of
@@ -28,20 +26,10 @@ def save_model(model: torch.nn.Module, card: ModelCard, folder: str | Path) -> t
     weights = folder / f"{card.name}.safetensors"
     card_path = folder / f"{card.name}.json"
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"name": card.name, "stage": card.stage})
+    with atomic_path(weights) as tmp:  # the library's atomic writer: no partial file, normal permissions
+        save_file(state, str(tmp), metadata={"name": card.name, "stage": card.stage})
         card.sha256 = sha256_of(tmp)
-        os.replace(tmp, weights)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(card.to_json(), f, indent=1)
-        f.write("\n")
-    os.replace(tmp, card_path)
+    write_json_atomic(card.to_json(), card_path, indent=1)
     return weights, card_path
 
 
