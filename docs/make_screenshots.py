@@ -1,13 +1,14 @@
 """Render the SpineSeg screenshots of the docs and the Extensions Index with the Slicer core libraries.
 
-    python docs/make_screenshots.py [--out docs] [--size 900] [--spacing 1.0]
+    python docs/make_screenshots.py [--out docs] [--size 900] [--spacing 1.0] [--run-pipeline --seed S --region R]
 
 No Slicer application and no display: the ``slicer-core`` wheel's MRML displayable managers draw
 into an offscreen EGL render window (needs libegl1/libegl-mesa0). The scene is what the SpineSeg
 module shows after a run: a synthetic lumbar CT (SpineSegLib.phantom), the vertebra segmentation and
 points imported by the module's own results code, and the heatmaps as a foreground overlay.
-Until trained weights are bundled, the "result" is the phantom's ground truth and the heatmaps are
-Gaussians at its vertebra centres (pass ``--run-pipeline`` to use the installed models instead).
+Without ``--run-pipeline`` the "result" is the phantom's ground truth and the heatmaps are Gaussians
+at its vertebra centres (fast, for the test); with it, the installed models segment the phantom.
+The docs' images: ``--run-pipeline --seed 100003 --region cervical`` (a held-out seed).
 
 Writes ``screenshot_slices.png`` (sagittal and coronal views side by side) and ``screenshot_3d.png``.
 """
@@ -30,8 +31,8 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 
-def build_scene(scene, spacing: float = 1.0, run_pipeline: bool = False, seed: int = 1):
-    """(volume, segmentation, markups, heatmap) of a synthetic lumbar CT, as the module shows them."""
+def build_scene(scene, spacing: float = 1.0, run_pipeline: bool = False, seed: int = 1, region: str = "lumbar"):
+    """(volume, segmentation, markups, heatmap) of a synthetic CT of ``region``, as the module shows them."""
     from SpineSegSlicerLib import logic, results
     from SpineSegSlicerLib import nodes as N
 
@@ -42,7 +43,7 @@ def build_scene(scene, spacing: float = 1.0, run_pipeline: bool = False, seed: i
     try:
         from SpineSegLib.phantom import PhantomConfig, generate_phantom
 
-        phantom = generate_phantom(seed, PhantomConfig(region="lumbar", spacing=(spacing,) * 3, noise=0.5))
+        phantom = generate_phantom(seed, PhantomConfig(region=region, spacing=(spacing,) * 3, noise=0.5))
         image, labels, centroids = phantom.image, phantom.vertebra_labels, phantom.body_centroids
     except ImportError:  # the phantom generator is not there: the tests' simple synthetic CT
         from slicer_fixtures import synthetic_lumbar_ct
@@ -232,12 +233,14 @@ def side_by_side(paths: list[Path], target: Path) -> Path:
     return target
 
 
-def make_screenshots(out: Path, size: int = 900, spacing: float = 1.0, run_pipeline: bool = False) -> list[Path]:
+def make_screenshots(
+    out: Path, size: int = 900, spacing: float = 1.0, run_pipeline: bool = False, seed: int = 1, region: str = "lumbar"
+) -> list[Path]:
     import slicer_headless as H
 
     scene = H.init()
     app = H.app_logic()
-    volume, segmentation, markups, heat = build_scene(scene, spacing, run_pipeline)
+    volume, segmentation, markups, heat = build_scene(scene, spacing, run_pipeline, seed, region)
     out.mkdir(parents=True, exist_ok=True)
     parts = [
         render_slice(
@@ -266,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=900, help="image height in pixels (default 900)")
     p.add_argument("--spacing", type=float, default=1.0, help="voxel spacing of the synthetic CT in mm")
     p.add_argument("--run-pipeline", action="store_true", help="segment with the installed models")
+    p.add_argument("--seed", type=int, default=1, help="phantom seed (>= 100000: never used in training)")
+    p.add_argument("--region", default="lumbar", help="phantom region: full, cervical, thoracic, lumbar")
     args = p.parse_args(argv)
-    for path in make_screenshots(args.out, args.size, args.spacing, args.run_pipeline):
+    for path in make_screenshots(args.out, args.size, args.spacing, args.run_pipeline, args.seed, args.region):
         print(path)
     return 0
 
