@@ -29,6 +29,8 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
         [sys.executable, str(BENCH / script), "--quick", *args],
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=600,
         check=False,
     )
