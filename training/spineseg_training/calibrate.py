@@ -18,18 +18,13 @@ import torch
 from SpineSegLib.io import write_json_atomic
 from SpineSegLib.metrics import identification_rate, point_errors
 from SpineSegLib.models import ModelCard
-from SpineSegLib.pipeline.vertebrae import DEFAULTS as VERTEBRAE_DEFAULTS
 from SpineSegLib.pipeline.vertebrae import landmarks_from_heatmaps, localize_vertebrae
 
-from .validate import ValidationCase, gt_spine_box, validate_segmentation
+from .validate import ValidationCase, gt_spine_box, landmark_score, validate_segmentation
 
 MIN_VALUES = (0.05, 0.1, 0.2, 0.3)
 END_MIN_VALUES = (0.1, 0.25, 0.4)
 MASK_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-
-
-def _landmark_score(id_rate: float, pe: float) -> float:
-    return id_rate - 1e-3 * pe  # as validate_vertebrae: identification first, point error breaks ties
 
 
 def calibrate_vertebrae(
@@ -44,7 +39,7 @@ def calibrate_vertebrae(
     for mv, end in itertools.product(MIN_VALUES, END_MIN_VALUES):
         if end < mv:
             continue
-        params = {**VERTEBRAE_DEFAULTS, **card.params, "min_value": mv, "end_min_value": end}
+        params = {**card.params, "min_value": mv, "end_min_value": end}
         ids, pes = [], []
         for case, loc in runs:
             _, seq = landmarks_from_heatmaps(loc.heatmaps, loc.grid, loc.labels, params, case.image)
@@ -52,7 +47,7 @@ def calibrate_vertebrae(
             pes += list(point_errors(seq.centroids, case.vertebrae).values())
         id_rate, pe = float(np.mean(ids)), float(np.mean(pes)) if pes else 100.0
         table.append({"min_value": mv, "end_min_value": end, "id_rate": id_rate, "pe_mean_mm": pe})
-    best = max(table, key=lambda r: (_landmark_score(r["id_rate"], r["pe_mean_mm"]), -abs(r["min_value"] - 0.1)))
+    best = max(table, key=lambda r: (landmark_score(r["id_rate"], r["pe_mean_mm"]), -abs(r["min_value"] - 0.1)))
     return {"min_value": best["min_value"], "end_min_value": best["end_min_value"]}, table
 
 

@@ -124,16 +124,15 @@ def _export(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace, val: list) -> int:
     """Pick the post-processing thresholds of exported models (``--to``) on the validation cases."""
-    import torch
-
     from SpineSegLib.models.store import load_model
+    from SpineSegLib.pipeline.device import resolve_device
 
     from .calibrate import CALIBRATORS, calibrate_card
     from .validate import ValidationCase
 
     if not args.to:
         raise SpineSegError("calibrate needs --to (the folder export wrote)")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     cases = [ValidationCase(c) for c in val]
     for stage in CALIBRATORS:
         card = args.to / f"{args.name_prefix}-{stage}.json"

@@ -66,6 +66,11 @@ def validate_spine(model, card: ModelCard, cases: list[ValidationCase], device) 
     }
 
 
+def landmark_score(id_rate: float, pe_mean_mm: float | None) -> float:
+    """Identification first; the mean point error breaks ties (None: no centroid predicted, counted as 100 mm)."""
+    return id_rate - 1e-3 * (100.0 if pe_mean_mm is None else pe_mean_mm)
+
+
 def validate_vertebrae(model, card: ModelCard, cases: list[ValidationCase], device) -> dict[str, Any]:
     ids, pes = [], []
     for case in cases:
@@ -74,7 +79,7 @@ def validate_vertebrae(model, card: ModelCard, cases: list[ValidationCase], devi
         pes += list(point_errors(loc.centroids, case.vertebrae).values())
     id_rate = float(np.mean(ids))
     pe = float(np.mean(pes)) if pes else float("nan")
-    return {"id_rate": id_rate, "pe_mean_mm": pe, "score": id_rate - 1e-3 * (pe if pes else 100)}
+    return {"id_rate": id_rate, "pe_mean_mm": pe, "score": landmark_score(id_rate, pe if pes else None)}
 
 
 def validate_segmentation(
