@@ -203,3 +203,13 @@ def write_tiny_resources(root: str | os.PathLike, pipeline: str = "ct-full-spine
     manifest = {"pipelines": {pipeline: {"title": "CT full spine (tiny test models)", "stages": stages}}}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return resources
+
+
+def assert_segments_inside_truth(labelmap: sitk.Image, truth: sitk.Image, labels) -> None:
+    """Each label is a good part of its own true body and nothing else (the tiny model: bone near its centroid)."""
+    a, t = sitk.GetArrayFromImage(labelmap), sitk.GetArrayFromImage(truth)
+    assert set(np.unique(a).tolist()) - {0} == set(labels)
+    for lab in labels:
+        mine = a == lab
+        assert np.all(t[mine] == lab), L.name_of(lab)
+        assert 2 * mine.sum() / (mine.sum() + (t == lab).sum()) > 0.5, L.name_of(lab)

@@ -8,6 +8,7 @@ on its synthetic lumbar CT, where those models find L1..L5 at the true body cent
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 from scipy import ndimage
-from slicer_fixtures import LUMBAR, synthetic_lumbar_ct, write_tiny_resources
+from slicer_fixtures import LUMBAR, assert_segments_inside_truth, synthetic_lumbar_ct, write_tiny_resources
 
 from SpineSegLib import bids
 from SpineSegLib import labels as L
@@ -204,23 +205,29 @@ def test_phantom_bad_options_exit_2_with_the_problem(tmp_path, capsys, args, nee
     assert not (tmp_path / "out").exists()
 
 
+@contextlib.contextmanager
+def read_only_folder(folder: Path):
+    """A new read-only folder (made writable again afterwards); skips where chmod cannot make one (root)."""
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: a read-only folder is still writable, chmod cannot make one")
+        yield folder
+    finally:
+        folder.chmod(0o755)
+
+
 def test_phantom_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     rc, _, err = cli(capsys, "phantom", "-o", blocker / "tree", "--region", "lumbar", "--spacing", 3, 3, 3)
     assert rc == 2 and f"{blocker / 'tree'}: output folder is not writable" in err
 
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as root: a read-only folder is still writable, chmod cannot make one")
+    with read_only_folder(tmp_path / "locked") as locked:
         rc, _, err = cli(capsys, "phantom", "-o", locked / "tree", "--region", "lumbar", "--spacing", 3, 3, 3)
         assert rc == 2 and f"{locked / 'tree'}: output folder is not writable" in err
         assert list(locked.iterdir()) == []
-    finally:
-        locked.chmod(0o755)
 
 
 def test_phantom_bad_orientation_as_a_user_runs_it(tmp_path):
@@ -459,16 +466,6 @@ def run_files(out: Path, case: str) -> dict[str, Path]:
     return {k: out / v for k, v in bids.output_names(case).items()}
 
 
-def assert_labels_inside_truth(labelmap: sitk.Image, truth: sitk.Image, labels) -> None:
-    """Every predicted label is a good part of its own true body (the tiny model segments bone near the centroid)."""
-    a, t = sitk.GetArrayFromImage(labelmap), sitk.GetArrayFromImage(truth)
-    assert set(np.unique(a).tolist()) - {0} == set(labels)
-    for lab in labels:
-        mine = a == lab
-        assert np.all(t[mine] == lab), L.name_of(lab)
-        assert 2 * mine.sum() / (mine.sum() + (t == lab).sum()) > 0.5, L.name_of(lab)
-
-
 def test_run_writes_the_case_outputs_on_the_input_grid(resources, spine, tmp_path, capsys):
     out = tmp_path / "out"
     rc, _, err = cli(
@@ -482,7 +479,7 @@ def test_run_writes_the_case_outputs_on_the_input_grid(resources, spine, tmp_pat
     )
     labels = read_labelmap(f["labels"])
     assert labels.GetPixelID() == sitk.sitkUInt8 and Grid.of(labels).same_as(Grid.of(read_image(spine["path"])))
-    assert_labels_inside_truth(labels, spine["truth"].labels, LUMBAR)
+    assert_segments_inside_truth(labels, spine["truth"].labels, LUMBAR)
     ctd = read_centroids(f["centroids"], reference=spine["image"])
     assert ctd.labels == list(LUMBAR)
     for lab in LUMBAR:
@@ -569,7 +566,7 @@ def test_run_with_markups_centroids_segments_only_the_given_labels(resources, sp
     )  # fmt: skip
     assert rc == 0, err
     f = run_files(out, "sub-syn")
-    assert_labels_inside_truth(read_labelmap(f["labels"]), spine["truth"].labels, [21])
+    assert_segments_inside_truth(read_labelmap(f["labels"]), spine["truth"].labels, [21])
     ctd = read_centroids(f["centroids"], reference=spine["image"])
     assert ctd.labels == list(LUMBAR)  # the given centroids are all written back
     np.testing.assert_allclose(ctd.array(), spine["truth"].centroids.array(), atol=0.01)
@@ -621,16 +618,9 @@ def test_run_unwritable_output_folder(resources, spine, tmp_path, capsys):
     blocker.write_text("x")
     rc, _, err = cli(capsys, "run", spine["path"], "-o", blocker / "out", "--device", "cpu")
     assert rc == 2 and f"{blocker / 'out'}: cannot create the output folder" in err
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as root: a read-only folder is still writable, chmod cannot make one")
+    with read_only_folder(tmp_path / "locked") as locked:
         rc, _, err = cli(capsys, "run", spine["path"], "-o", locked, "--device", "cpu")
         assert rc == 2 and f"{locked}: output folder is not writable" in err
-    finally:
-        locked.chmod(0o755)
 
 
 def test_run_cuda_without_a_gpu(resources, spine, tmp_path, capsys):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from slicer_fixtures import LUMBAR, synthetic_lumbar_ct, tiny_models
+from slicer_fixtures import LUMBAR, assert_segments_inside_truth, synthetic_lumbar_ct, tiny_models
 
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
@@ -75,16 +75,6 @@ def assert_labelmap_on_grid(labelmap: sitk.Image, image: sitk.Image, allowed) ->
     present = set(np.unique(sitk.GetArrayViewFromImage(labelmap)).tolist()) - {0}
     assert present <= set(allowed)
     return present
-
-
-def assert_segments_inside_truth(labelmap: sitk.Image, truth: sitk.Image, labels) -> None:
-    """Each label is a good part of its own true body and nothing else (the tiny model: bone near its centroid)."""
-    a, t = sitk.GetArrayFromImage(labelmap), sitk.GetArrayFromImage(truth)
-    assert set(np.unique(a).tolist()) - {0} == set(labels)
-    for lab in labels:
-        mine = a == lab
-        assert np.all(t[mine] == lab), L.name_of(lab)
-        assert 2 * mine.sum() / (mine.sum() + (t == lab).sum()) > 0.5, L.name_of(lab)
 
 
 def assert_progress(events: list[tuple[float, str]]) -> None:
