@@ -53,6 +53,8 @@ def subprocess_cli(*args, env: dict | None = None) -> subprocess.CompletedProces
         [sys.executable, "-m", "SpineSegLib", *map(str, args)],
         capture_output=True,
         text=True,
+        encoding="utf-8",  # the CLI's progress bars, whatever the test process's locale
+        errors="replace",
         cwd=REPO,
         env={**os.environ, **(env or {})},
         timeout=300,

@@ -118,7 +118,9 @@ def test_tables_equal_the_spineseg_evaluate_command(case, tmp_path):
     out_json, out_csv = tmp_path / "metrics.json", tmp_path / "metrics.csv"
     cmd = [sys.executable, "-m", "SpineSegLib", "evaluate", "--pred", str(pred_file), "--gt", str(gt_file)]
     cmd += ["--pred-ctd", str(pred_ctd), "--gt-ctd", str(gt_ctd), "--json", str(out_json), "--csv", str(out_csv)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=H.REPO_ROOT, timeout=120)
+    done = subprocess.run(
+        cmd, capture_output=True, encoding="utf-8", errors="replace", check=False, cwd=H.REPO_ROOT, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     cli = json.loads(out_json.read_text())
 
