@@ -61,16 +61,23 @@ def test_bench_accuracy_quick(tmp_path):
     assert {"nproc", "cpu", "gpu"} <= set(res["machine"]) and res["machine"]["nproc"] >= 1
     assert set(res["settings"]["models"]) == {"spine", "vertebrae", "segmentation"}
 
+    from SpineSegLib import labels as L
+
+    scored = {L.id_of(n) for n in res["settings"]["scored_labels"]}
+    assert 26 not in scored and scored  # the sacrum: no heatmap channel, not scored
     h = res["heldout"]
     assert h["n_cases"] == 2 and h["seeds"] == [100000, 100001] and len(h["cases"]) == 2
     assert h["mix"]["regions"] == {"lumbar": 2} and h["mix"]["spacings_mm"] == {"2x2x2": 2}
     rows = []
     for case, seed in zip(h["cases"], h["seeds"]):
-        # the ground-truth vertebrae are exactly the labels of the cached mask
+        # the scored ground-truth vertebrae are exactly the cached mask's labels the model can name
         mask = tmp_path / "data" / "derivatives" / f"sub-phantom{seed:06d}"
         gt = sitk.GetArrayFromImage(sitk.ReadImage(str(mask / f"sub-phantom{seed:06d}_seg-vert_msk.nii.gz")))
+        present = set(np.unique(gt).tolist()) - {0}
         m = case["metrics"]
-        assert m["n_gt"] == len(np.unique(gt)) - 1 > 0
+        assert m["n_gt"] == len(present & scored) > 0
+        assert case["not_scored"] == [L.name_of(v) for v in sorted(present - scored)]
+        assert set(case["per_vertebra"]) <= {L.name_of(v) for v in scored}
         # the script's per-case numbers agree with evaluate()'s own summary
         s = case["evaluate_summary"]
         assert m["n_identified"] == s["n_identified"] and m["n_missed"] == s["n_missed"]
@@ -90,17 +97,23 @@ def test_bench_accuracy_quick(tmp_path):
     assert math.isclose(o["dice_mean"], np.mean([v["dice"] for v in rows]))
     pe_id = [v["pe_mm"] for v in rows if v["identified"]]
     assert _close(o["pe_mean_mm_identified"], float(np.mean(pe_id)) if pe_id else None)
+    levels = h["per_level"]  # the same rows, grouped by level in anatomical order
+    assert [v["name"] for v in levels] == [L.name_of(v) for v in L.anatomical_order({v["label"] for v in rows})]
+    assert sum(v["n_gt"] for v in levels) == o["n_gt"] and sum(v["n_identified"] for v in levels) == o["n_identified"]
     assert set(h["goals"]) == {"id_rate", "pe_mean_mm_all", "dice_mean"}
     assert h["goals"]["dice_mean"]["pass"] == (o["dice_mean"] >= 0.93)
     assert h["all_goals_pass"] == all(g["pass"] for g in h["goals"].values())
 
     real = {c["case"]: c for c in res["real"]}
     assert set(real) == {"totalseg_example_abdomen_ct", "tptbox_sample_ct"}
-    assert real["totalseg_example_abdomen_ct"]["metrics"]["n_gt"] == 8  # T11..L5 + S1
+    totalseg = real["totalseg_example_abdomen_ct"]  # T11..L5 + S1; S1 (26) has no channel
+    assert totalseg["metrics"]["n_gt"] == 7 and totalseg["not_scored"] == ["S"]
     assert real["tptbox_sample_ct"]["metrics"]["n_gt"] == 3 and real["tptbox_sample_ct"]["focus"]["name"] == "L3"
 
     md = out.with_suffix(".md").read_text()
-    assert "| identification rate" in md and "sub-phantom100001" in md and "tptbox_sample_ct" in md
+    assert (
+        "Per level" in md and "| identification rate" in md and "sub-phantom100001" in md and "tptbox_sample_ct" in md
+    )
     assert "identification rate" in r.stdout
 
 
