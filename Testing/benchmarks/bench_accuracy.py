@@ -373,7 +373,8 @@ def markdown(res: dict) -> str:
         f"device {res['settings']['device']}",
         f"- models: {models}",
         f"- held-out set: seeds {h['seeds'][0]}..{h['seeds'][-1]} (never used in training), "
-        f"{o['n_gt']} ground-truth vertebrae scored ({_scored_text(res)}); regions {h['mix']['regions']}, spacings (mm) {h['mix']['spacings_mm']}, "
+        f"{o['n_gt']} ground-truth vertebrae scored ({_scored_text(res)}); "
+        f"regions {h['mix']['regions']}, spacings (mm) {h['mix']['spacings_mm']}, "
         f"orientations {h['mix']['orientations']} (settings {h['mix']['orientation_settings']}), "
         f"extra rotation (deg) {h['mix']['max_rotation_deg']}",
         "",
