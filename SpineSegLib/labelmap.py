@@ -48,3 +48,9 @@ def label_centroids(image: sitk.Image, labels: Iterable[int] | None = None) -> C
         kji = np.asarray(ndimage.center_of_mass(arr[sl] == lab)) + [s.start for s in sl]
         points[lab] = grid.index_to_physical(kji[::-1])[0]
     return Centroids(points)
+
+
+def without_labels(image: sitk.Image, labels: Iterable[int]) -> sitk.Image:
+    """A copy of ``image`` with ``labels`` set to background (levels left out of an evaluation)."""
+    drop = {float(v): 0.0 for v in labels}
+    return sitk.ChangeLabel(image, changeMap=drop) if drop else image

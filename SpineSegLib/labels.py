@@ -144,6 +144,16 @@ def id_of(name: str) -> int:
     return row.id
 
 
+def parse_list(text: str) -> list[int]:
+    """VerSe ids of a comma-separated list of names or ids, such as "L1,L2", "20,21" or "S"."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if item:
+            out.append(get(int(item)).id if item.isdigit() else id_of(item))
+    return out
+
+
 def region_of(label: int) -> str:
     return get(label).region
 

@@ -420,6 +420,43 @@ def test_evaluate_ignores_unknown_prediction_labels_with_a_printed_warning(ev_ca
     assert res["per_vertebra"]["L2"]["dice"] == 0 and "99" not in res["per_vertebra"]
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def test_evaluate_ignore_leaves_levels_out_of_both_sides(ev_case, tmp_path, capsys):
+    """``--ignore L3,S``: the same numbers as evaluating masks and centroids without those levels."""
+    g, p = ev_case["g"], ev_case["p"]
+    assert {REMOVED, 26} <= set(np.unique(g).tolist())  # a level the prediction misses, and the sacrum
+    js = tmp_path / "m.json"
+    args = ["evaluate", "--pred", ev_case["pred"], "--gt", ev_case["gt"], "--gt-ctd", ev_case["gt_ctd"], "--json", js]
+    rc, out, _ = cli(capsys, *args, "--ignore", "L3,S")
+    assert rc == 0 and "not scored: L3, S" in out
+    res = json.loads(js.read_text())
+    assert "L3" not in res["per_vertebra"] and "S" not in res["per_vertebra"]
+
+    keep_g, keep_p = np.where(np.isin(g, [REMOVED, 26]), 0, g), np.where(np.isin(p, [REMOVED, 26]), 0, p)
+    gt_img, pred_img = sitk.GetImageFromArray(keep_g), sitk.GetImageFromArray(keep_p)
+    gt_img.CopyInformation(ev_case["gt_image"])
+    pred_img.CopyInformation(ev_case["gt_image"])
+    gt_ctd = read_centroids(ev_case["gt_ctd"], reference=ev_case["gt_image"])
+    body = gt_ctd.subset([lab for lab in gt_ctd.labels if lab not in (REMOVED, 26)])
+    direct = evaluate(pred_img, gt_img, None, body).to_json()
+    assert _rounded(res) == _rounded(json.loads(json.dumps(direct)))  # centroids differ in the last bit only
+    full = evaluate(read_labelmap(ev_case["pred"]), ev_case["gt_image"], None, gt_ctd).to_json()["summary"]
+    assert res["summary"]["n_missed"] == full["n_missed"] - 1  # L3, missed by the prediction, is not scored
+    assert res["summary"]["n_gt"] == full["n_gt"] - 2
+
+    rc, _, err = cli(capsys, *args, "--ignore", "L9")
+    assert rc == 2 and "--ignore: unknown vertebra name 'L9'" in err
+
+
 def test_evaluate_grids_that_differ_need_resample_pred(ev_case, tmp_path, capsys):
     padded = sitk.ConstantPad(ev_case["gt_image"], (3, 2, 1), (1, 2, 3), 0)  # same voxels in space, a larger grid
     pred = write_labelmap(padded, tmp_path / "padded.nii.gz")

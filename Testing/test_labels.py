@@ -209,3 +209,10 @@ def test_heatmap_labels():
         assert channel == (25 if label == 28 else label - 1)
     assert set(hm) == set(L.VERTEBRA_LABELS)
     assert 26 not in hm and 27 not in hm
+
+
+def test_parse_list_takes_names_and_ids():
+    assert L.parse_list("L1, l2,20,S") == [20, 21, 20, 26]
+    assert L.parse_list("T13,28,") == [28, 28]
+    with pytest.raises(KeyError, match="L9"):
+        L.parse_list("L1,L9")

@@ -19,16 +19,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="resample the prediction onto the ground-truth grid (nearest neighbour) when the grids differ",
     )
     p.add_argument(
+        "--ignore",
+        metavar="LABELS",
+        help="leave these levels out of both sides, e.g. S (the CT pipeline has no sacrum channel) or 26,28",
+    )
+    p.add_argument(
         "--id-threshold", type=float, default=20.0, help="identification distance threshold in mm (default 20)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import labels as L
     from ..errors import InputError
     from ..geometry import Grid, resample_like
     from ..io import read_centroids, read_labelmap, require_labels, write_json_atomic, write_text_atomic
+    from ..labelmap import without_labels
     from ..metrics import evaluate
+    from .options import parse_labels
 
+    ignore = parse_labels(args.ignore, "--ignore") or []
     gt = read_labelmap(args.gt)
     require_labels(gt, args.gt)
     pred = read_labelmap(args.pred)
@@ -43,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     # Without centroid files, evaluate() takes the centroids from the masks (inside its per-label boxes).
     gt_ctd = read_centroids(args.gt_ctd, reference=gt) if args.gt_ctd else None
     pred_ctd = read_centroids(args.pred_ctd, reference=pred) if args.pred_ctd else None
+    if ignore:
+        gt, pred = without_labels(gt, ignore), without_labels(pred, ignore)
+        keep = [lab for lab in L.LABELS if lab not in ignore]
+        gt_ctd, pred_ctd = (c.subset(keep) if c is not None else None for c in (gt_ctd, pred_ctd))
+        print(f"not scored: {', '.join(L.name_of(v) for v in ignore)}")
     result = evaluate(
         pred,
         gt,

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, SpineSegError
+from .options import parse_labels
 
 STAGE_CHOICES = "spine,vertebrae,segmentation"
 
@@ -32,21 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", default="ct-full-spine", help="pipeline name from the model manifest")
     p.add_argument("--force", action="store_true", help="recompute cases whose outputs exist")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar", help="progress display (default bar)")
-
-
-def _parse_labels(text: str | None) -> list[int] | None:
-    from .. import labels as L
-
-    if not text:
-        return None
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        try:
-            out.append(L.get(int(item)).id if item.isdigit() else L.id_of(item))
-        except KeyError as exc:
-            raise SpineSegError(f"--labels: {exc.args[0]}") from None
-    return out
 
 
 def _check_output_folder(folder: Path) -> None:
@@ -114,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from .inputs import discover
 
     stages = parse_stages(args.stages)
-    labels = _parse_labels(args.labels)
+    labels = parse_labels(args.labels)
     cases = discover(args.inputs)
     if args.centroids and len(cases) != 1:
         raise SpineSegError("--centroids needs exactly one input case")

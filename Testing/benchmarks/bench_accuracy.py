@@ -40,7 +40,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "Testing"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from machine import machine_info  # noqa: E402
 
@@ -49,6 +48,7 @@ from SpineSegLib import labels as L  # noqa: E402
 from SpineSegLib.errors import SpineSegError  # noqa: E402
 from SpineSegLib.geometry import is_oblique, orientation_code  # noqa: E402
 from SpineSegLib.io import read_centroids, read_image, read_labelmap, write_json_atomic, write_text_atomic  # noqa: E402
+from SpineSegLib.labelmap import label_ids, without_labels  # noqa: E402
 from SpineSegLib.metrics import evaluate, resample_prediction  # noqa: E402
 from SpineSegLib.metrics.report import DEFINITIONS  # noqa: E402
 
@@ -248,10 +248,8 @@ def restrict_truth(gt: sitk.Image, gt_ctd, scored: tuple[int, ...]):
     VerSe, where the goals come from, leaves the sacrum unlabelled ("not labeled in this dataset");
     our phantoms label it 26, and counting it would score the pipeline on a level it has no channel for.
     """
-    present = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(gt)) if v]
-    dropped = sorted(v for v in present if v not in scored)
-    if dropped:
-        gt = sitk.ChangeLabel(gt, changeMap={float(v): 0.0 for v in dropped})
+    dropped = [v for v in label_ids(sitk.GetArrayViewFromImage(gt)) if v not in scored]
+    gt = without_labels(gt, dropped)
     if gt_ctd is not None:
         gt_ctd = gt_ctd.subset(scored)
     return gt, gt_ctd, [L.name_of(v) for v in dropped]
