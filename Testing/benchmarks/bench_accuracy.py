@@ -352,7 +352,10 @@ def _scored_text(res: dict) -> str:
         return "all labels"
     dropped = sorted({n for c in res["heldout"]["cases"] for n in c.get("not_scored", [])})
     left_out = f"; not scored: {', '.join(dropped)}, no model channel" if dropped else ""
-    return f"{names[0]}..{names[-1]} as the model's channels{left_out}"
+    ordered = L.anatomical_order(L.id_of(n) for n in names)
+    extra = [L.name_of(v) for v in ordered if v in L.TRANSITIONAL_LABELS and v != ordered[-1]]
+    span = f"{L.name_of(ordered[0])}..{L.name_of(ordered[-1])}" + (f" and {', '.join(extra)}" if extra else "")
+    return f"{span}: the model's channels{left_out}"
 
 
 def markdown(res: dict) -> str:
