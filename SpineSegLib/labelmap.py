@@ -51,6 +51,6 @@ def label_centroids(image: sitk.Image, labels: Iterable[int] | None = None) -> C
 
 
 def without_labels(image: sitk.Image, labels: Iterable[int]) -> sitk.Image:
-    """A copy of ``image`` with ``labels`` set to background (levels left out of an evaluation)."""
+    """``image`` with ``labels`` set to background (levels left out of an evaluation); the input is not changed."""
     drop = {float(v): 0.0 for v in labels}
     return sitk.ChangeLabel(image, changeMap=drop) if drop else image

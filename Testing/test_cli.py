@@ -436,9 +436,10 @@ def test_evaluate_ignore_leaves_levels_out_of_both_sides(ev_case, tmp_path, caps
     assert {REMOVED, 26} <= set(np.unique(g).tolist())  # a level the prediction misses, and the sacrum
     js = tmp_path / "m.json"
     args = ["evaluate", "--pred", ev_case["pred"], "--gt", ev_case["gt"], "--gt-ctd", ev_case["gt_ctd"], "--json", js]
-    rc, out, _ = cli(capsys, *args, "--ignore", "L3,S")
+    rc, out, _ = cli(capsys, *args, "--ignore", "L3,S,22")
     assert rc == 0 and "not scored: L3, S" in out
     res = json.loads(js.read_text())
+    assert res.pop("not_scored") == ["L3", "S"]
     assert "L3" not in res["per_vertebra"] and "S" not in res["per_vertebra"]
 
     keep_g, keep_p = np.where(np.isin(g, [REMOVED, 26]), 0, g), np.where(np.isin(p, [REMOVED, 26]), 0, p)

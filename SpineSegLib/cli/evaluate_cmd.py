@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics import evaluate
     from .options import parse_labels
 
-    ignore = parse_labels(args.ignore, "--ignore") or []
+    ignore = list(dict.fromkeys(parse_labels(args.ignore, "--ignore") or []))
     gt = read_labelmap(args.gt)
     require_labels(gt, args.gt)
     pred = read_labelmap(args.pred)
@@ -68,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(result.table())
     if args.json:
-        write_json_atomic(result.to_json(), args.json)
+        js = result.to_json()
+        if ignore:
+            js["not_scored"] = [L.name_of(v) for v in ignore]
+        write_json_atomic(js, args.json)
     if args.csv:
         write_text_atomic(result.to_csv(), args.csv)
     return 0
