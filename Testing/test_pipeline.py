@@ -291,22 +291,15 @@ def _bundled_run(region: str, seed: int):
     return evaluate(result.labelmap, gt_image, result.centroids, gt_ctd)
 
 
+# Dice guards are regression guards for the shipped CPU-budget weights (the paper-level goal 0.93 is not met);
+# measured with the weights of 2026-11-21 (vertebrae at 8000 iterations): cervical 0.66, lumbar 0.85.
 @pytest.mark.slow
-def test_bundled_weights_identify_and_segment_a_held_out_cervical_phantom():
-    ev = _bundled_run("cervical", 100_003)
-    assert ev.summary.n_gt >= 7
+@pytest.mark.parametrize(("region", "min_gt", "min_dice"), [("cervical", 7, 0.6), ("lumbar", 5, 0.75)])
+def test_bundled_weights_identify_and_segment_every_vertebra_of_a_held_out_phantom(region, min_gt, min_dice):
+    ev = _bundled_run(region, 100_003)
+    assert ev.summary.n_gt >= min_gt
     assert ev.summary.id_rate == 1.0, ev.table()
-    # Regression guard for the shipped CPU-budget weights (measured 0.67; the paper-level goal 0.93 is not met).
-    assert ev.summary.dice_mean >= 0.6, ev.table()
-
-
-@pytest.mark.slow
-def test_bundled_weights_identify_every_vertebra_of_a_held_out_lumbar_phantom():
-    ev = _bundled_run("lumbar", 100_003)
-    assert ev.summary.n_gt >= 5
-    assert ev.summary.id_rate == 1.0, ev.table()
-    # Regression guard (measured 0.86 with the weights of 2026-11-21, vertebrae at 7000 iterations).
-    assert ev.summary.dice_mean >= 0.75, ev.table()
+    assert ev.summary.dice_mean >= min_dice, ev.table()
 
 
 def test_localization_grid_takes_x_y_from_the_spine_box_and_the_whole_image_along_z(tiny, phantom):

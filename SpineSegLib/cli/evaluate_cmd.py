@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from .options import parse_labels
 
     ignore = list(dict.fromkeys(parse_labels(args.ignore, "--ignore") or []))
+    not_scored = [L.name_of(v) for v in ignore]
     gt = read_labelmap(args.gt)
     require_labels(gt, args.gt)
     pred = read_labelmap(args.pred)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         gt, pred = without_labels(gt, ignore), without_labels(pred, ignore)
         keep = [lab for lab in L.LABELS if lab not in ignore]
         gt_ctd, pred_ctd = (c.subset(keep) if c is not None else None for c in (gt_ctd, pred_ctd))
-        print(f"not scored: {', '.join(L.name_of(v) for v in ignore)}")
+        print(f"not scored: {', '.join(not_scored)}")
     result = evaluate(
         pred,
         gt,
@@ -69,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     if args.json:
         js = result.to_json()
-        if ignore:
-            js["not_scored"] = [L.name_of(v) for v in ignore]
+        if not_scored:
+            js["not_scored"] = not_scored
         write_json_atomic(js, args.json)
     if args.csv:
         write_text_atomic(result.to_csv(), args.csv)
