@@ -449,6 +449,7 @@ def test_evaluate_ignore_leaves_levels_out_of_both_sides(ev_case, tmp_path, caps
     gt_ctd = read_centroids(ev_case["gt_ctd"], reference=ev_case["gt_image"])
     body = gt_ctd.subset([lab for lab in gt_ctd.labels if lab not in (REMOVED, 26)])
     direct = evaluate(pred_img, gt_img, None, body).to_json()
+    assert direct.pop("not_scored") == []
     assert _rounded(res) == _rounded(json.loads(json.dumps(direct)))  # centroids differ in the last bit only
     full = evaluate(read_labelmap(ev_case["pred"]), ev_case["gt_image"], None, gt_ctd).to_json()["summary"]
     assert res["summary"]["n_missed"] == full["n_missed"] - 1  # L3, missed by the prediction, is not scored

@@ -188,6 +188,27 @@ def test_missing_and_extra_vertebrae():
     assert js["per_vertebra"]["L2"]["hd"] is None and js["per_vertebra"]["L2"]["identified"] is False
 
 
+def test_ignore_leaves_levels_out_of_masks_and_centroids():
+    """``ignore=``: the same numbers as evaluating copies with those levels zeroed and dropped."""
+    rng = np.random.default_rng(13)
+    gt = random_labelmap(rng, (18, 24, 22), [20, 21, 22, 26])
+    pred = perturbed(rng, gt)
+    pred[gt == 26] = 0  # the sacrum: in the ground truth only (no CT pipeline channel)
+    gt_img, pred_img = image(gt, SPACING), image(pred, SPACING)
+    gt_ctd = label_centroids(gt_img)
+    pred_ctd = Centroids({lab: p + 1.5 for lab, p in label_centroids(pred_img).items()})
+    ev = evaluate(pred_img, gt_img, pred_ctd, gt_ctd, ignore=[21, 26, 7])  # C7: in neither, not listed
+    assert ev.not_scored == [21, 26]
+    assert 21 not in ev.per_vertebra and 26 not in ev.per_vertebra
+    keep = [20, 22]
+    zeroed = [image(np.where(np.isin(a, keep), a, 0).astype(np.uint8), SPACING) for a in (pred, gt)]
+    direct = evaluate(*zeroed, pred_ctd.subset(keep), gt_ctd.subset(keep))
+    assert direct.not_scored == []
+    assert ev.to_json()["summary"] == direct.to_json()["summary"]
+    assert ev.to_json()["not_scored"] == ["L2", "S"] and "not scored: L2, S" in ev.table()
+    assert evaluate(pred_img, gt_img).summary.n_gt == 4  # inputs unchanged
+
+
 def test_empty_prediction_is_legal_everything_missed():
     gt = random_labelmap(np.random.default_rng(12), (14, 16, 16), [1, 2])
     ev = evaluate(image(np.zeros_like(gt), SPACING), image(gt, SPACING))

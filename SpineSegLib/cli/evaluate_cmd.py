@@ -29,16 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import labels as L
     from ..errors import InputError
     from ..geometry import Grid, resample_like
     from ..io import read_centroids, read_labelmap, require_labels, write_json_atomic, write_text_atomic
-    from ..labelmap import without_labels
     from ..metrics import evaluate
     from .options import parse_labels
 
-    ignore = list(dict.fromkeys(parse_labels(args.ignore, "--ignore") or []))
-    not_scored = [L.name_of(v) for v in ignore]
+    ignore = parse_labels(args.ignore, "--ignore") or []
     gt = read_labelmap(args.gt)
     require_labels(gt, args.gt)
     pred = read_labelmap(args.pred)
@@ -53,11 +50,6 @@ def run(args: argparse.Namespace) -> int:
     # Without centroid files, evaluate() takes the centroids from the masks (inside its per-label boxes).
     gt_ctd = read_centroids(args.gt_ctd, reference=gt) if args.gt_ctd else None
     pred_ctd = read_centroids(args.pred_ctd, reference=pred) if args.pred_ctd else None
-    if ignore:
-        gt, pred = without_labels(gt, ignore), without_labels(pred, ignore)
-        keep = [lab for lab in L.LABELS if lab not in ignore]
-        gt_ctd, pred_ctd = (c.subset(keep) if c is not None else None for c in (gt_ctd, pred_ctd))
-        print(f"not scored: {', '.join(not_scored)}")
     result = evaluate(
         pred,
         gt,
@@ -66,13 +58,11 @@ def run(args: argparse.Namespace) -> int:
         id_threshold_mm=args.id_threshold,
         pred_name=f"prediction mask {args.pred}",
         gt_name=f"ground truth mask {args.gt}",
+        ignore=ignore,
     )
     print(result.table())
     if args.json:
-        js = result.to_json()
-        if not_scored:
-            js["not_scored"] = not_scored
-        write_json_atomic(js, args.json)
+        write_json_atomic(result.to_json(), args.json)
     if args.csv:
         write_text_atomic(result.to_csv(), args.csv)
     return 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,6 +34,7 @@ from .. import labels as L
 from ..centroids import Centroids
 from ..errors import SpineSegError
 from ..geometry import Grid
+from ..labelmap import label_ids, without_labels
 from . import report
 from .overlap import overlap_counts
 from .panoptic import PanopticResult, add_intersections, panoptic_from_counts
@@ -102,6 +103,7 @@ class Evaluation:
     id_threshold_mm: float = DEFAULT_ID_THRESHOLD_MM
     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
     ignored_labels: dict[str, list[int]] = field(default_factory=dict)
+    not_scored: list[int] = field(default_factory=list)  # levels left out on request (``ignore``)
 
     def to_json(self) -> dict:
         """JSON-ready dict: {"per_vertebra": {name: {...}}, "summary": {...}, "settings": {...}}."""
@@ -126,6 +128,7 @@ def evaluate(
     surface_method: str = "kdtree",
     pred_name: str = "prediction mask",
     gt_name: str = "ground truth mask",
+    ignore: Iterable[int] = (),
 ) -> Evaluation:
     """Evaluate a predicted vertebra label map against the ground truth on the same grid.
 
@@ -144,8 +147,22 @@ def evaluate(
     :func:`~SpineSegLib.metrics.volumes.resample_prediction`) or the ground truth has no
     vertebra label. Label ids that are not VerSe vertebrae are ignored with a warning.
     ``pred_name``/``gt_name`` name the masks in messages (the CLI passes the file names).
+    ``ignore``: levels left out of both masks and both centroid sets (e.g. the sacrum, which the
+    CT pipeline has no channel for); those found on either side are listed in ``not_scored``.
     """
     check_same_grid(pred, gt)
+    ignore = set(int(v) for v in ignore)
+    not_scored: list[int] = []
+    if ignore:
+        present = set(label_ids(sitk.GetArrayViewFromImage(gt))) | set(label_ids(sitk.GetArrayViewFromImage(pred)))
+        for ctd in (gt_centroids, pred_centroids):
+            present |= set(ctd.labels) if ctd is not None else set()
+        not_scored = L.anatomical_order(ignore & present)
+        gt, pred = without_labels(gt, ignore), without_labels(pred, ignore)
+        gt_centroids, pred_centroids = (
+            c.subset([lab for lab in c.labels if lab not in ignore]) if c is not None else None
+            for c in (gt_centroids, pred_centroids)
+        )
     gt_vol = label_volume(gt, gt_name)
     if not gt_vol.boxes:
         extra = f" (only ids {list(gt_vol.ignored)}, which are not VerSe vertebra labels)" if gt_vol.ignored else ""
@@ -190,6 +207,7 @@ def evaluate(
         id_threshold_mm=float(id_threshold_mm),
         spacing_mm=grid.spacing,
         ignored_labels={"gt": list(gt_vol.ignored), "pred": list(pred_vol.ignored)},
+        not_scored=not_scored,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from .. import labels as L
 from ..io.atomic import write_text_atomic
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def to_json(ev: Evaluation) -> dict:
             "definitions": DEFINITIONS,
         },
         "ignored_labels": {k: list(v) for k, v in ev.ignored_labels.items()},
+        "not_scored": [L.name_of(v) for v in ev.not_scored],
     }
 
 
@@ -137,4 +139,6 @@ def table(ev: Evaluation) -> str:
     ignored = [f"{k} {v}" for k, v in ev.ignored_labels.items() if v]
     if ignored:
         lines.append("ignored non-vertebra label ids: " + "; ".join(ignored))
+    if ev.not_scored:
+        lines.append(f"not scored: {', '.join(L.name_of(v) for v in ev.not_scored)}")
     return "\n".join(lines)

@@ -48,7 +48,6 @@ from SpineSegLib import labels as L  # noqa: E402
 from SpineSegLib.errors import SpineSegError  # noqa: E402
 from SpineSegLib.geometry import is_oblique, orientation_code  # noqa: E402
 from SpineSegLib.io import read_centroids, read_image, read_labelmap, write_json_atomic, write_text_atomic  # noqa: E402
-from SpineSegLib.labelmap import label_ids, without_labels  # noqa: E402
 from SpineSegLib.metrics import evaluate, resample_prediction  # noqa: E402
 from SpineSegLib.metrics.report import DEFINITIONS  # noqa: E402
 
@@ -242,17 +241,14 @@ def scored_labels(pipeline) -> tuple[int, ...]:
     return tuple(int(lab) for lab in pipeline.model("vertebrae")[1].labels)
 
 
-def restrict_truth(gt: sitk.Image, gt_ctd, scored: tuple[int, ...]):
-    """Ground truth without the levels no model channel can name (the sacrum of our phantoms).
+def not_scored_levels(pipeline) -> list[int]:
+    """The levels no model channel can name (the sacrum of our phantoms), left out of the scoring.
 
     VerSe, where the goals come from, leaves the sacrum unlabelled ("not labeled in this dataset");
     our phantoms label it 26, and counting it would score the pipeline on a level it has no channel for.
     """
-    dropped = [v for v in label_ids(sitk.GetArrayViewFromImage(gt)) if v not in scored]
-    gt = without_labels(gt, dropped)
-    if gt_ctd is not None:
-        gt_ctd = gt_ctd.subset(scored)
-    return gt, gt_ctd, [L.name_of(v) for v in dropped]
+    scored = scored_labels(pipeline)
+    return [lab for lab in L.LABELS if lab not in scored]
 
 
 def run_and_score(pipeline, image: sitk.Image, gt: sitk.Image, gt_ctd, use_pipeline_centroids: bool) -> dict:
@@ -260,7 +256,6 @@ def run_and_score(pipeline, image: sitk.Image, gt: sitk.Image, gt_ctd, use_pipel
 
     Only the levels of :func:`scored_labels` are scored; the others are listed under ``not_scored``.
     """
-    gt, gt_ctd, not_scored = restrict_truth(gt, gt_ctd, scored_labels(pipeline))
     t0 = time.perf_counter()
     result = pipeline.run(image)
     seconds = time.perf_counter() - t0
@@ -270,7 +265,9 @@ def run_and_score(pipeline, image: sitk.Image, gt: sitk.Image, gt_ctd, use_pipel
         pred.CopyInformation(image)
     if not _same_geometry(pred, gt):
         pred = resample_prediction(pred, gt)
-    ev = evaluate(pred, gt, result.centroids if use_pipeline_centroids else None, gt_ctd)
+    ev = evaluate(
+        pred, gt, result.centroids if use_pipeline_centroids else None, gt_ctd, ignore=not_scored_levels(pipeline)
+    )
     js = ev.to_json()
     rows = list(js["per_vertebra"].values())
     return {
@@ -281,7 +278,7 @@ def run_and_score(pipeline, image: sitk.Image, gt: sitk.Image, gt_ctd, use_pipel
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "seconds": round(seconds, 3),
         "messages": list(result.messages),
-        "not_scored": not_scored,
+        "not_scored": js["not_scored"],
     }
 
 
