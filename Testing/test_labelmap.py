@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from SpineSegLib import geometry as G
-from SpineSegLib.labelmap import bounding_boxes, label_centroids, label_ids
+from SpineSegLib.labelmap import bounding_boxes, fill_enclosed_background, label_centroids, label_ids
 
 REAL_TS = Path(__file__).parent / "data" / "real" / "totalseg_example_abdomen_ct"
 REAL_MASK = REAL_TS / "derived_vert_verse-labels.nii.gz"
@@ -137,3 +137,41 @@ def test_label_centroids_do_not_depend_on_orientation():
         got = label_centroids(turned)
         assert got.labels == ref.labels
         np.testing.assert_allclose(got.array(), ref.array(), rtol=0, atol=1e-6)
+
+
+def _shells(shape=(30, 40, 36)) -> np.ndarray:
+    """Label 3: a hollow ball; label 4: a hollow box pierced by a canal (a tunnel, not a cavity)."""
+    k, j, i = np.indices(shape)
+    r = np.sqrt((k - 15) ** 2 + (j - 12) ** 2 + (i - 12) ** 2)
+    arr = np.zeros(shape, np.uint8)
+    arr[(r <= 8) & (r > 5)] = 3
+    box = np.zeros(shape, bool)
+    box[5:25, 25:37, 5:30] = True
+    inner = np.zeros(shape, bool)
+    inner[8:22, 28:34, 8:27] = True
+    arr[box & ~inner] = 4
+    arr[13:17, 29:33, :] = 0  # the canal runs through the box along i
+    return arr
+
+
+def test_fill_enclosed_background_fills_cavities_only_and_agrees_with_monai():
+    from monai.transforms import FillHoles
+
+    arr = _shells()
+    expected = FillHoles()(arr[None].copy())[0]  # MONAI: per label, background enclosed by that label
+    out = arr.copy()
+    filled = fill_enclosed_background(out)
+    assert filled == int(((out == 3) & (arr == 0)).sum()) > 0
+    assert np.array_equal(out, np.asarray(expected))
+    assert np.array_equal(out == 4, arr == 4)  # the pierced box has a tunnel, no cavity: unchanged
+
+
+def test_fill_enclosed_background_keeps_other_labels_inside_a_cavity():
+    arr = _shells()
+    arr[14:17, 11:14, 11:14] = 9  # a small label inside the ball's cavity
+    out = arr.copy()
+    fill_enclosed_background(out)
+    assert np.array_equal(out == 9, arr == 9)
+    k, j, i = np.indices(arr.shape)
+    cavity = np.sqrt((k - 15) ** 2 + (j - 12) ** 2 + (i - 12) ** 2) <= 5
+    assert np.all(out[cavity & (arr != 9)] == 3)

@@ -9,6 +9,7 @@ depends on the image. One test runs the bundled trained weights on a held-out ph
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.errors import CancelledError, SpineSegError
 from SpineSegLib.geometry import Grid
+from SpineSegLib.labelmap import fill_enclosed_background
 from SpineSegLib.metrics import evaluate
 from SpineSegLib.models import Manifest
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
@@ -145,6 +147,32 @@ def test_segmentation_stage_alone_with_given_centroids(tiny, phantom):
     for lab, point in given.subset(vertebrae).items():  # each body centre's voxel is segmented as its vertebra
         i, j, k = np.rint(Grid.of(phantom.image).physical_to_index(point)[0]).astype(int)
         assert seg[k, j, i] == truth[k, j, i] == lab, L.name_of(lab)
+
+
+def test_segmentation_fills_the_cavities_a_vertebra_encloses(tiny):
+    """A network that answers 'dense bone' on a hollow bone ball leaves a cavity; the stage fills it."""
+    grid = Grid((40, 40, 40), (1.5, 1.5, 1.5), (-30.0, -30.0, -30.0))
+    radius = np.linalg.norm(grid.index_to_physical(np.indices((40, 40, 40)).reshape(3, -1).T), axis=1)
+    hu = np.where((radius > 7.0) & (radius < 12.0), 1500, 0).reshape(40, 40, 40).astype(np.int16)
+    image = grid.apply(sitk.GetImageFromArray(hu))
+    bone_only = copy.deepcopy(tiny["segmentation"][0])
+    with torch.no_grad():
+        bone_only.head.weight.copy_(torch.tensor([30.0, 0.0]).reshape(1, 2, 1, 1, 1))  # logit = 30 * image - 12
+    card = tiny["segmentation"][1]
+    at_centre = Centroids({22: np.zeros(3)})
+    filled, hollow = (
+        sitk.GetArrayFromImage(
+            Pipeline(device="cpu", models={**tiny, "segmentation": (bone_only, c)})
+            .run(image, stages=["segmentation"], centroids=at_centre)
+            .labelmap
+        )
+        for c in (card, dataclasses.replace(card, params={**card.params, "fill_holes": False}))
+    )
+    core = (radius < 5.0).reshape(40, 40, 40)
+    assert np.all(hollow[core] == 0) and np.all(filled[core] == 22)
+    assert fill_enclosed_background(filled.copy()) == 0
+    assert fill_enclosed_background(hollow) > 0  # in place: now equal to the default run
+    assert np.array_equal(hollow, filled)
 
 
 def test_stages_in_order_give_well_formed_outputs(full_run, phantom):

@@ -3,7 +3,8 @@
 For each centroid a crop (default 128x128x96 mm, shifted posterior so the arch fits) and a
 Gaussian heatmap of that centroid go through the U-Net; the sigmoid is resampled back to
 the input grid, reduced to its largest component, and vertebrae are merged voxel-wise by
-the highest probability above a 0.5 floor (Payer et al.).
+the highest probability above a 0.5 floor (Payer et al.); cavities a vertebra encloses are
+then filled (as SPINEPS does).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .. import labels as L
 from ..centroids import Centroids
 from ..geometry import Grid, resample_to_grid
 from ..heatmaps import gaussian_heatmap
+from ..labelmap import fill_enclosed_background
 from ..models import ModelCard
 from .network_input import predict, sample_input
 from .progress import Reporter
@@ -28,6 +30,7 @@ DEFAULTS = {
     "heatmap_sigma_mm": 6.0,
     "threshold": 0.5,
     "batch_size": 4,
+    "fill_holes": True,  # cavities a vertebra encloses become that vertebra (masks are solid)
     "mixed_precision": True,  # bfloat16 on capable CPUs, float16 on CUDA: the sigmoid mask tolerates it
 }
 
@@ -112,6 +115,8 @@ def segment_vertebrae(
             region_best[win] = p_sub[win]
             out[slices][win] = lab
         reporter((start + len(chunk)) / max(len(todo), 1), f"segmented {', '.join(L.name_of(x) for x in chunk)}")
+    if params["fill_holes"]:
+        fill_enclosed_background(out)
     result = sitk.GetImageFromArray(out)
     result.CopyInformation(image)
     return result
