@@ -15,7 +15,15 @@ from SpineSegLib.pipeline.device import resolve_device
 from SpineSegLib.pipeline.intensity import CT_NORMALIZATION, normalize
 from SpineSegLib.pipeline.network_input import box_grid
 from SpineSegLib.pipeline.progress import Reporter
-from SpineSegLib.pipeline.segmentation import input_subgrid, keep_largest_component, merge_into
+from SpineSegLib.pipeline.segmentation import (
+    DEFAULTS as SEGMENTATION_DEFAULTS,
+)
+from SpineSegLib.pipeline.segmentation import (
+    crop_probabilities,
+    input_subgrid,
+    keep_largest_component,
+    merge_into,
+)
 from SpineSegLib.pipeline.spine import spine_box_from_heatmap
 from SpineSegLib.pipeline.tiling import run_tiled_max, tile_starts
 
@@ -90,6 +98,27 @@ def test_keep_largest_component_zeroes_only_other_supra_threshold_parts():
     assert out[0, 9, 0] == pytest.approx(0.3)
     lab, n = ndimage.label(out > 0.5)
     assert n == 1
+
+
+def test_flip_x_makes_the_crop_probabilities_mirror_equivariant():
+    import torch
+
+    from SpineSegLib.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network(
+        {"architecture": "unet", "in_channels": 2, "out_channels": 1, "num_filters": 4, "num_levels": 2}
+    ).eval()
+    batch = np.random.default_rng(2).normal(size=(2, 2, 6, 8, 10)).astype(np.float32)
+    mirrored = np.ascontiguousarray(batch[..., ::-1])
+    cpu = torch.device("cpu")
+    params = {**SEGMENTATION_DEFAULTS, "mixed_precision": False}
+    plain, tta = (crop_probabilities(net, batch, cpu, {**params, "flip_x": f}) for f in (False, True))
+    plain_m, tta_m = (crop_probabilities(net, mirrored, cpu, {**params, "flip_x": f}) for f in (False, True))
+    # A random network is not mirror-equivariant by itself; the flip test-time augmentation makes it so (x = last axis).
+    assert np.abs(plain_m[..., ::-1] - plain).max() > 1e-3
+    np.testing.assert_allclose(tta_m[..., ::-1], tta, atol=1e-6)
+    assert tta.shape == (2, 6, 8, 10) and 0.0 < tta.min() and tta.max() < 1.0
 
 
 def test_input_subgrid_matches_resampling_of_the_whole_grid():

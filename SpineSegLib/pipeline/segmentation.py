@@ -31,6 +31,7 @@ DEFAULTS = {
     "threshold": 0.5,
     "batch_size": 4,
     "fill_holes": True,  # cavities a vertebra encloses become that vertebra (masks are solid)
+    "flip_x": False,  # test-time augmentation: average with the prediction of the left-right mirrored crop
     "mixed_precision": True,  # bfloat16 on capable CPUs, float16 on CUDA: the sigmoid mask tolerates it
 }
 
@@ -74,6 +75,20 @@ def keep_largest_component(prob: np.ndarray, threshold: float) -> np.ndarray:
     return prob
 
 
+def crop_probabilities(model: torch.nn.Module, batch: np.ndarray, device: torch.device, params: dict) -> np.ndarray:
+    """(B, K, J, I) sigmoid of the network on a batch of crops; with ``flip_x`` averaged with the mirrored crops.
+
+    The crops are LPS-aligned and centred on the centroid in x, so mirroring the last (x) axis maps the
+    target vertebra onto itself: the network sees a plausible left-right mirrored spine.
+    """
+    mixed = bool(params["mixed_precision"])
+    probs = special.expit(predict(model, batch, device, mixed)[:, 0])
+    if params["flip_x"]:
+        mirrored = special.expit(predict(model, batch[..., ::-1], device, mixed)[:, 0])[..., ::-1]
+        probs = (probs + mirrored) / 2.0
+    return probs
+
+
 def segment_vertebrae(
     image: sitk.Image,
     centroids: Centroids,
@@ -98,8 +113,7 @@ def segment_vertebrae(
         reporter.check()
         chunk = todo[start : start + batch]
         crops, inputs = zip(*(network_inputs(image, centroids[lab], card) for lab in chunk))
-        logits = predict(model, np.stack(inputs), device, bool(params["mixed_precision"]))[:, 0]
-        probs = special.expit(logits)
+        probs = crop_probabilities(model, np.stack(inputs), device, params)
         for lab, crop, prob in zip(chunk, crops, probs):
             placed = input_subgrid(image_grid, crop)
             if placed is None:
