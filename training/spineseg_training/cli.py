@@ -2,6 +2,7 @@
 
     spineseg-train all --data DATA_ROOT --out runs/ct            # spine, vertebrae, segmentation
     spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
+    spineseg-train segmentation --data DATA_ROOT --out runs/ft --init model.safetensors --lr 3e-4  # fine-tune
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
     spineseg-train calibrate --data DATA_ROOT --out runs/ct --to Resources/models  # thresholds on validation
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
     p.add_argument("--iterations", type=int, help="override the preset's iterations")
+    p.add_argument("--lr", type=float, help="override the preset's initial learning rate")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="start one stage from exported weights (.safetensors with its .json card): fine-tuning; "
+        "a run that resumes from its checkpoint ignores it",
+    )
     p.add_argument("--val", type=int, default=3, help="number of validation cases held out (default 3)")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=1, help="sampling worker processes (default 1)")
@@ -79,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "calibrate":
             return _calibrate(args, val)
         stages = STAGES if args.command == "all" else (args.command,)
+        if args.init and len(stages) > 1:
+            raise SpineSegError("--init gives the weights of one stage: train that stage alone")
         for stage in stages:
             from .trainer import Trainer
 
             overrides = {"iterations": args.iterations} if args.iterations else {}
+            if args.lr:
+                overrides["learning_rate"] = args.lr
             cfg = stage_config(stage, args.preset, **overrides)
             trainer = Trainer(
                 cfg,
@@ -95,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 num_workers=args.workers,
                 training_data=args.training_data or ", ".join(str(d) for d in args.data),
                 mixed_precision=not args.fp32,
+                init_weights=args.init,
             )
             result = trainer.fit()
             print(f"{stage}: {result}")

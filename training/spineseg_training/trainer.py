@@ -24,7 +24,8 @@ from monai.losses import DiceLoss
 from torch.utils.data import DataLoader, IterableDataset
 
 from SpineSegLib import __version__ as spineseg_version
-from SpineSegLib.models import ModelCard
+from SpineSegLib.errors import SpineSegError
+from SpineSegLib.models import ModelCard, load_model
 from SpineSegLib.networks import build_network
 from SpineSegLib.pipeline.device import cpu_bf16_supported, memory_format
 
@@ -106,8 +107,10 @@ class Trainer:
         num_workers: int = 1,
         training_data: str = "",
         mixed_precision: bool = True,
+        init_weights: str | Path | None = None,
     ):
         self.cfg = cfg
+        self.init_weights = Path(init_weights) if init_weights else None
         self.mixed_precision = mixed_precision
         self.out = Path(out_dir)
         self.cache_dir = Path(cache_dir)
@@ -167,6 +170,16 @@ class Trainer:
         log.info("resumed %s at iteration %d", self.cfg.stage, self.iteration)
         return True
 
+    def initialize(self, weights: Path) -> None:
+        """Start from exported weights (safetensors + its card, hash-checked) instead of random ones: fine-tuning."""
+        net, card = load_model(weights, weights.with_suffix(".json"))
+        if card.network != self.cfg.network:
+            raise SpineSegError(
+                f"{weights}: --init weights are a {card.network} network, this stage trains {self.cfg.network}"
+            )
+        self.model.load_state_dict(net.state_dict())
+        log.info("initialised %s from %s", self.cfg.stage, weights)
+
     # -- training -------------------------------------------------------------------------
     def learning_rate(self, it: int) -> float:
         c = self.cfg
@@ -191,7 +204,8 @@ class Trainer:
         from tqdm import tqdm
 
         total = iterations or self.cfg.iterations
-        self.resume()
+        if not self.resume() and self.init_weights:
+            self.initialize(self.init_weights)
         for c in self.train_cases:  # build the cache once, before workers start
             cache_case(c, self.cache_dir)
         stream = SampleStream(self.train_cases, self.cache_dir, self.cfg, self.seed + self.iteration, self.rank)
