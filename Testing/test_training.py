@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from scipy import ndimage
 
 from spineseg_training.config import stage_config
 from spineseg_training.data import cache_case, find_cases, split_cases
@@ -70,6 +71,15 @@ def test_sample_array_equals_simpleitk_resampling_for_an_affine_transform():
         sitk.sitkFloat32,
     )
     np.testing.assert_allclose(ours, sitk.GetArrayFromImage(ref), atol=1e-4)
+    # select=: the linearly resampled indicator of one label (a partial-volume mask)
+    labels = (rng.random(size=vol.shape) * 4).astype(np.uint8)
+    fraction = sample_array(labels, vgrid, out, t, order=1, cval=0.0, select=3)
+    indicator = vgrid.apply(sitk.GetImageFromArray((labels == 3).astype(np.float32)))
+    ref = sitk.Resample(
+        indicator, [int(s) for s in out.size], affine, sitk.sitkLinear, out.origin, out.spacing, out.direction, 0.0
+    )
+    np.testing.assert_allclose(fraction, sitk.GetArrayFromImage(ref), atol=1e-5)
+    assert 0.0 < fraction.mean() < 1.0
 
 
 def test_unaugmented_samples_put_targets_on_the_anatomy(cached):
@@ -85,13 +95,24 @@ def test_unaugmented_samples_put_targets_on_the_anatomy(cached):
         k, j, i = np.unravel_index(np.argmax(y[L.HEATMAP_LABELS.index(lab)]), y.shape[1:])
         assert x[0, k, j, i] > 0.05  # the target peak sits in bone (vertebral body), not in soft tissue
     del grid
-    seg_cfg = replace(stage_config("segmentation"), crop_size=(48, 48, 40), augmentation=AugmentationConfig.none())
+    seg_cfg = replace(stage_config("segmentation"), augmentation=AugmentationConfig.none())
     label = case.vertebra_labels[len(case.vertebra_labels) // 2]
     x, y = segmentation_sample(case, seg_cfg, rng, augment=False, label=label)
-    assert x.shape == (2, 40, 48, 48) and set(np.unique(y)) == {0.0, 1.0}
+    assert x.shape == (2, 96, 128, 128) and y.min() == 0.0 and y.max() == 1.0
     peak = np.unravel_index(np.argmax(x[1]), x.shape[1:])
-    assert y[0][peak] == 1.0  # the Gaussian marks the vertebra the mask is of
-    assert x[0][y[0] > 0].mean() > x[0][y[0] == 0].mean()  # the mask covers bright bone
+    assert y[0][peak] == pytest.approx(1.0)  # the Gaussian marks the vertebra the mask is of
+    assert x[0][y[0] > 0.5].mean() > x[0][y[0] < 0.5].mean()  # the mask covers bright bone
+    # The target is a partial-volume mask sampled from the native 2 x 2 x 2.5 mm grid: fractions at the
+    # boundary only, and its integral is the vertebra's volume there (trilinear interpolation keeps the mass).
+    native = np.asarray(case.native_labels) == label
+    native_mm3 = native.sum() * np.prod(case.native_labels_grid.spacing)
+    assert y.sum() * np.prod(seg_cfg.spacing_mm) == pytest.approx(native_mm3, rel=0.02)
+    partial = (y > 1e-4) & (y < 1 - 1e-4)  # (float32 interpolation weights sum to 1 within 1e-7)
+    assert 0 < partial.sum() < (y > 0).sum()
+    # Fractions ramp over at most one native voxel (its diagonal: 3.8 mm) around the 0.5 level, the scored boundary.
+    inside = y[0] >= 0.5
+    to_other_side = np.where(inside, ndimage.distance_transform_edt(inside), ndimage.distance_transform_edt(~inside))
+    assert to_other_side[partial[0]].max() <= np.linalg.norm(case.native_labels_grid.spacing)
     sx, sy = spine_sample(case, stage_config("spine"), rng, augment=False)
     assert sx.shape == sy.shape == (1, 96, 48, 48) and sy.max() == pytest.approx(1.0)
 
@@ -154,6 +175,36 @@ def test_training_resumes_from_its_checkpoint_and_exports_loadable_weights(datas
     x = torch.randn(1, 2, 24, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(net(x), second.model.eval()(x))
+
+
+def test_fine_tuning_starts_from_exported_weights_of_the_same_network(dataset, tmp_path):
+    from SpineSegLib.errors import SpineSegError
+    from SpineSegLib.models import ModelCard, save_model
+    from SpineSegLib.networks import build_network
+
+    cases = find_cases(dataset)
+    cfg = replace(stage_config("segmentation"), network=TINY_UNET, crop_size=(32, 32, 24), iterations=2)
+    torch.manual_seed(5)
+    start = build_network(TINY_UNET)
+    card = ModelCard("start", "segmentation", TINY_UNET, [1.0] * 3, [32, 32, 24], dict(cfg.intensity))
+    weights, _ = save_model(start, card, tmp_path)
+    tuned = Trainer(
+        cfg, cases, [], tmp_path / "run", tmp_path / "cache", device="cpu", num_workers=0, init_weights=weights
+    )
+    assert not tuned.resume()
+    tuned.initialize(weights)
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(tuned.model.state_dict()[name], value)
+    tuned.fit(progress=False)  # trains on from there and checkpoints; a rerun resumes instead of re-initialising
+    again = Trainer(
+        cfg, cases, [], tmp_path / "run", tmp_path / "cache", device="cpu", num_workers=0, init_weights=weights
+    )
+    assert again.resume() and again.iteration == 2
+    other = replace(cfg, network={**TINY_UNET, "num_filters": 6})
+    with pytest.raises(SpineSegError, match="--init weights are a"):
+        Trainer(other, cases, [], tmp_path / "other", tmp_path / "cache", device="cpu", num_workers=0).initialize(
+            weights
+        )
 
 
 def test_a_changed_network_refuses_to_resume(dataset, tmp_path):

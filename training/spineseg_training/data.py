@@ -4,7 +4,10 @@ A case is an image (``rawdata/sub-*/*_ct.nii.gz`` or ``_T2w``) with its vertebra
 (``derivatives/sub-*/*_seg-vert_msk.nii.gz``) and centroid file (``*_ctd.json``, VerSe
 format). ``spineseg phantom`` writes exactly this layout. Training crops are sampled from a
 cache: the case resampled once onto an LPS-aligned 1 mm grid and stored as ``.npy``, so
-that workers memory-map it and read only the block a crop needs.
+that workers memory-map it and read only the block a crop needs. The cache also keeps the
+image and mask on their own grid: segmentation crops are sampled from those, once, as
+inference samples the image (a second interpolation would blur the input and shift the
+mask boundary by up to half a voxel).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from SpineSegLib.geometry import Grid, axis_aligned_grid, resample_to_grid
 from SpineSegLib.io import read_centroids, read_image, read_labelmap
 
 IMAGE_SUFFIXES = {"ct": ("_ct",), "mr": ("_t2w", "_t1w")}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ class CachedCase:
     labels: np.ndarray  # uint8 [k, j, i], memory-mapped
     centroids: Centroids
     source: CaseFiles
+    native_image: np.ndarray  # the image on its own grid (any spacing and direction), memory-mapped
+    native_image_grid: Grid
+    native_labels: np.ndarray  # the vertebra mask on its own grid, memory-mapped
+    native_labels_grid: Grid
 
     @property
     def vertebra_labels(self) -> list[int]:
@@ -104,19 +111,34 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
     img = resample_to_grid(image, grid, interpolator="linear", default_value=pad_value)
     lab = resample_to_grid(mask, grid, interpolator="nearest", default_value=0, pixel_type=sitk.sitkUInt8)
     folder.mkdir(parents=True, exist_ok=True)
-    arr = sitk.GetArrayFromImage(img)
-    arr = arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.float32)
-    _save_atomic(folder / "image.npy", arr)
+    _save_atomic(folder / "image.npy", _image_array(img))
     _save_atomic(folder / "labels.npy", sitk.GetArrayFromImage(lab))
+    _save_atomic(folder / "native_image.npy", _image_array(image))
+    _save_atomic(folder / "native_labels.npy", sitk.GetArrayFromImage(mask).astype(np.uint8))
     meta = {
         "key": key,
-        "grid": {"size": grid.size, "spacing": grid.spacing, "origin": grid.origin, "direction": grid.direction},
+        "grid": _grid_json(grid),
+        "native_image_grid": _grid_json(Grid.of(image)),
+        "native_labels_grid": _grid_json(Grid.of(mask)),
         "centroids": {str(k): v.tolist() for k, v in centroids.items()},
     }
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, meta_path)
     return _load_cached(files, folder, meta)
+
+
+def _image_array(image: sitk.Image) -> np.ndarray:
+    arr = sitk.GetArrayFromImage(image)
+    return arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.float32)
+
+
+def _grid_json(grid: Grid) -> dict:
+    return {"size": grid.size, "spacing": grid.spacing, "origin": grid.origin, "direction": grid.direction}
+
+
+def _grid_from_json(g: dict) -> Grid:
+    return Grid(tuple(g["size"]), tuple(g["spacing"]), tuple(g["origin"]), tuple(g["direction"]))
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -126,15 +148,17 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def _load_cached(files: CaseFiles, folder: Path, meta: dict) -> CachedCase:
-    g = meta["grid"]
-    grid = Grid(tuple(g["size"]), tuple(g["spacing"]), tuple(g["origin"]), tuple(g["direction"]))
     return CachedCase(
         name=files.name,
-        grid=grid,
+        grid=_grid_from_json(meta["grid"]),
         image=np.load(folder / "image.npy", mmap_mode="r"),
         labels=np.load(folder / "labels.npy", mmap_mode="r"),
         centroids=Centroids({int(k): v for k, v in meta["centroids"].items()}),
         source=files,
+        native_image=np.load(folder / "native_image.npy", mmap_mode="r"),
+        native_image_grid=_grid_from_json(meta["native_image_grid"]),
+        native_labels=np.load(folder / "native_labels.npy", mmap_mode="r"),
+        native_labels_grid=_grid_from_json(meta["native_labels_grid"]),
     )
 
 

@@ -1,8 +1,11 @@
 """Training samples of each stage: an augmented input crop and its target, as numpy arrays.
 
 Targets follow Payer et al.: stage 1 a normalised spine-centreline heatmap, stage 2 one
-Gaussian per vertebra (sigma 3 voxels), stage 3 the binary mask of the vertebra whose
-Gaussian is the second input channel (centre jittered by up to 3 mm).
+Gaussian per vertebra (sigma 3 voxels), stage 3 the mask of the vertebra whose Gaussian is
+the second input channel (centre jittered by up to 3 mm). Stage 3 samples image and mask
+from the case's own grid, the mask as a partial-volume fraction: its 0.5 level is the
+boundary the metrics score on that grid (nearest-neighbour masks via the 1 mm cache cap the
+Dice of a perfect imitation at 0.94-0.96 on 0.7-0.8 mm scans).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from .data import CachedCase
 from .spatial import AugmentationConfig, SpatialTransform, sample_array
 
 
-def _image(case: CachedCase, grid: Grid, t: SpatialTransform, cfg: StageConfig, rng, augment: bool) -> np.ndarray:
-    raw = sample_array(case.image, case.grid, grid, t, order=1, cval=pad_value(cfg.intensity))
+def _image(
+    case: CachedCase, grid: Grid, t: SpatialTransform, cfg: StageConfig, rng, augment: bool, native: bool = False
+) -> np.ndarray:
+    volume, volume_grid = (case.native_image, case.native_image_grid) if native else (case.image, case.grid)
+    raw = sample_array(volume, volume_grid, grid, t, order=1, cval=pad_value(cfg.intensity))
     x = normalize(raw, cfg.intensity)
     if augment and (cfg.intensity_shift or cfg.intensity_scale):
         x = (x + rng.uniform(-cfg.intensity_shift, cfg.intensity_shift)) * (
@@ -84,14 +90,17 @@ def _balanced_choice(labels: list[int], rng: np.random.Generator) -> int:
 def segmentation_sample(
     case: CachedCase, cfg: StageConfig, rng: np.random.Generator, augment: bool = True, label: int | None = None
 ):
-    """A 1 mm crop around one vertebra (shifted posterior); input = image + its Gaussian; target = its mask."""
+    """A 1 mm crop around one vertebra (shifted posterior); input = image + its Gaussian; target = its mask.
+
+    The target is the fraction of the vertebra around each crop voxel (in [0, 1]), from the native mask.
+    """
     label = label if label is not None else _balanced_choice(case.vertebra_labels, rng)
     point = case.centroids[label]
     shift = np.array([0.0, float(cfg.params.get("posterior_shift_mm", 20.0)), 0.0])
     grid = Grid.centered(point + shift, cfg.crop_size, cfg.spacing_mm)
     t = _transform(grid, cfg, rng, augment)
-    x = _image(case, grid, t, cfg, rng, augment)
-    mask = sample_array(case.labels, case.grid, grid, t, order=0, cval=0) == label
+    x = _image(case, grid, t, cfg, rng, augment, native=True)
+    mask = sample_array(case.native_labels, case.native_labels_grid, grid, t, order=1, cval=0, select=label)
     jitter = rng.uniform(-3.0, 3.0, 3) if augment else np.zeros(3)
     center = t.invert(point + jitter)[0]
     sigma = float(cfg.params.get("heatmap_sigma_mm", 6.0)) / np.asarray(cfg.spacing_mm, float)

@@ -142,11 +142,14 @@ def sample_array(
     transform: SpatialTransform,
     order: int = 1,
     cval: float = 0.0,
+    select: int | None = None,
 ) -> np.ndarray:
     """Resample ``volume`` ([k, j, i] on ``volume_grid``) into ``out_grid`` through ``transform``: [k, j, i] float32.
 
     Linear (``order=1``) or nearest (``order=0``) interpolation, ``cval`` outside the volume. Only
     the block of ``volume`` the crop touches is read (cheap on memory-mapped arrays).
+    ``select``: resample the indicator ``volume == select`` instead (linear: the fraction of that
+    label around each output point, a partial-volume mask).
     """
     coords = sampling_coordinates(volume_grid, out_grid, transform)
     flat = coords.reshape(-1, 3)
@@ -154,7 +157,8 @@ def sample_array(
     hi = np.minimum(np.ceil(flat.max(0).values.numpy()).astype(int) + 2, np.asarray(volume_grid.size))
     if np.any(hi <= lo + 1):
         return np.full(out_grid.shape_kji, cval, dtype=np.float32)
-    block = torch.from_numpy(np.asarray(volume[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]], dtype=np.float32))
+    block = volume[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]]
+    block = torch.from_numpy(np.array(block == select if select is not None else block, dtype=np.float32))
     size = torch.tensor((hi - lo - 1).astype(np.float32))  # (i, j, k) extents - 1 for align_corners
     norm = (coords - torch.from_numpy(lo.astype(np.float32))) / size * 2.0 - 1.0
     # grid_sample pads with zeros: shift by cval so that "outside" means cval.
@@ -165,4 +169,5 @@ def sample_array(
         padding_mode="zeros",
         align_corners=True,
     )[0, 0]
-    return (out + cval).numpy()
+    out = (out + cval).numpy()
+    return np.clip(out, 0.0, 1.0, out=out) if select is not None else out  # no float overshoot of a fraction
