@@ -267,3 +267,20 @@ def test_calibration_picks_the_best_threshold_and_writes_it_into_the_card(datase
     assert check[key] == pytest.approx(row[key])
     if stage == "vertebrae":
         assert check["pe_mean_mm"] == pytest.approx(row["pe_mean_mm"])
+
+
+def test_calibrate_uses_every_case_of_a_separate_calibration_set(dataset, tmp_path):
+    from slicer_fixtures import tiny_models
+
+    from spineseg_training.cli import main
+    from SpineSegLib.models import ModelCard, save_model
+
+    net, card = tiny_models()["segmentation"]
+    _, card_path = save_model(net, card, tmp_path)
+    prefix = card.name.removesuffix("-segmentation")
+    names = sorted(c.name for c in find_cases(dataset))
+    args = ["calibrate", "--data", str(dataset), "--out", str(tmp_path), "--to", str(tmp_path), "--name-prefix", prefix]
+    for val, n in ((100, len(names)), (1, 1)):  # --val >= the number of cases: all of them; else a held-out split
+        assert main([*args, "--val", str(val), "--device", "cpu"]) == 0
+        used = ModelCard.read(card_path).validation["calibration"]["cases"]
+        assert len(used) == n and set(used) <= set(names)

@@ -5,6 +5,7 @@
     spineseg-train segmentation --data DATA_ROOT --out runs/ft --init model.safetensors --lr 3e-4  # fine-tune
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
     spineseg-train calibrate --data DATA_ROOT --out runs/ct --to Resources/models  # thresholds on validation
+    spineseg-train calibrate --data CALIB_ROOT --val 1000 --out runs/ct --to Resources/models  # on a separate set
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
     spineseg-train cache --data data/phantoms --out runs/ct          # resample every case once (optional)
 
@@ -43,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start one stage from exported weights (.safetensors with its .json card): fine-tuning; "
         "a run that resumes from its checkpoint ignores it",
     )
-    p.add_argument("--val", type=int, default=3, help="number of validation cases held out (default 3)")
+    p.add_argument(
+        "--val",
+        type=int,
+        default=3,
+        help="number of validation cases held out (default 3); calibrate: N >= the number of cases in --data "
+        "calibrates on all of them (a separate calibration set)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=1, help="sampling worker processes (default 1)")
     p.add_argument("--seed", type=int, default=0)
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         train, val = split_cases(cases, args.val, args.seed)
         if args.command == "calibrate":
-            return _calibrate(args, val)
+            return _calibrate(args, cases if args.val >= len(cases) else val)
         stages = STAGES if args.command == "all" else (args.command,)
         if args.init and len(stages) > 1:
             raise SpineSegError("--init gives the weights of one stage: train that stage alone")
