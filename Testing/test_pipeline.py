@@ -320,9 +320,9 @@ def _bundled_run(region: str, seed: int):
 
 
 # Dice guards are regression guards for the shipped CPU-budget weights (the paper-level goal 0.93 is not met);
-# measured with the weights of 2026-11-21 (vertebrae at 8000 iterations): cervical 0.66, lumbar 0.85.
+# measured with the weights of 2026-12-04 (segmentation U-Net with instance norm): cervical 0.888, lumbar 0.938.
 @pytest.mark.slow
-@pytest.mark.parametrize(("region", "min_gt", "min_dice"), [("cervical", 7, 0.6), ("lumbar", 5, 0.75)])
+@pytest.mark.parametrize(("region", "min_gt", "min_dice"), [("cervical", 7, 0.83), ("lumbar", 5, 0.88)])
 def test_bundled_weights_identify_and_segment_every_vertebra_of_a_held_out_phantom(region, min_gt, min_dice):
     ev = _bundled_run(region, 100_003)
     assert ev.summary.n_gt >= min_gt
