@@ -75,6 +75,19 @@ def keep_largest_component(prob: np.ndarray, threshold: float) -> np.ndarray:
     return prob
 
 
+def crop_on_image_grid(prob: np.ndarray, crop: Grid, image_grid: Grid) -> tuple[np.ndarray, tuple[slice, ...]] | None:
+    """``prob`` ([k, j, i] on ``crop``) resampled (linear) onto the block of ``image_grid`` it covers, and that block.
+
+    None when the crop misses the image.
+    """
+    placed = input_subgrid(image_grid, crop)
+    if placed is None:
+        return None
+    sub, slices = placed
+    p_img = crop.apply(sitk.GetImageFromArray(prob.astype(np.float32)))
+    return sitk.GetArrayFromImage(resample_to_grid(p_img, sub, interpolator="linear", default_value=0.0)), slices
+
+
 def crop_probabilities(model: torch.nn.Module, batch: np.ndarray, device: torch.device, params: dict) -> np.ndarray:
     """(B, K, J, I) sigmoid of the network on a batch of crops; with ``flip_x`` averaged with the mirrored crops.
 
@@ -115,12 +128,10 @@ def segment_vertebrae(
         crops, inputs = zip(*(network_inputs(image, centroids[lab], card) for lab in chunk))
         probs = crop_probabilities(model, np.stack(inputs), device, params)
         for lab, crop, prob in zip(chunk, crops, probs):
-            placed = input_subgrid(image_grid, crop)
+            placed = crop_on_image_grid(prob, crop, image_grid)
             if placed is None:
                 continue
-            sub, slices = placed
-            p_img = crop.apply(sitk.GetImageFromArray(prob.astype(np.float32)))
-            p_sub = sitk.GetArrayFromImage(resample_to_grid(p_img, sub, interpolator="linear", default_value=0.0))
+            p_sub, slices = placed
             p_sub = keep_largest_component(p_sub, threshold)
             if best is None:
                 best = np.full(image_grid.shape_kji, threshold, dtype=np.float16)

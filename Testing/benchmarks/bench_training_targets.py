@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -38,22 +37,13 @@ from bench_accuracy import heldout_configs, prepare_heldout  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 from SpineSegLib import labels as L  # noqa: E402
-from SpineSegLib.geometry import Grid, resample_to_grid  # noqa: E402
+from SpineSegLib.geometry import Grid  # noqa: E402
 from SpineSegLib.io import write_json_atomic  # noqa: E402
-from SpineSegLib.pipeline.segmentation import input_subgrid  # noqa: E402
+from SpineSegLib.metrics.overlap import overlap_counts  # noqa: E402
+from SpineSegLib.pipeline.segmentation import crop_on_image_grid  # noqa: E402
 
 TARGETS = ("nearest via 1 mm cache", "partial volume from native")
 QUICK_SPACING = (1.6, 1.6, 3.0)
-
-
-def back_on_native(target: np.ndarray, crop: Grid, native: Grid) -> tuple[np.ndarray, tuple[slice, ...]] | None:
-    """The crop's target on the native grid as inference places a probability map there (linear, > 0.5)."""
-    placed = input_subgrid(native, crop)
-    if placed is None:
-        return None
-    sub, slices = placed
-    image = crop.apply(sitk.GetImageFromArray(target.astype(np.float32)))
-    return sitk.GetArrayFromImage(resample_to_grid(image, sub, interpolator="linear", default_value=0.0)) > 0.5, slices
 
 
 def target_dice(case, cfg) -> list[dict]:
@@ -74,11 +64,12 @@ def target_dice(case, cfg) -> list[dict]:
         truth = native == label
         row = {"label": L.name_of(label)}
         for name, target in zip(TARGETS, (nearest, partial[0])):
-            placed = back_on_native(target, crop, case.native_labels_grid)
+            # on the native grid exactly as inference places a probability map there (linear, > 0.5)
+            placed = crop_on_image_grid(target, crop, case.native_labels_grid)
             mask = np.zeros_like(truth)
             if placed is not None:
-                mask[placed[1]] = placed[0]
-            row[name] = float(2.0 * (mask & truth).sum() / max(mask.sum() + truth.sum(), 1))
+                mask[placed[1]] = placed[0] > 0.5
+            row[name] = overlap_counts(truth, mask).dice
         rows.append(row)
     return rows
 
