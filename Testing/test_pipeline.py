@@ -268,10 +268,18 @@ def test_an_image_without_a_spine_gives_an_empty_result_with_a_message(bone_spin
     air.SetSpacing((2.0, 2.0, 2.0))
     air.SetOrigin((-48.0, -40.0, -64.0))
     result = Pipeline(device="cpu", models=bone_spine).run(air)
-    assert result.spine is None and result.localization is None and result.labelmap is None
+    # A weak spine heatmap sends stage 2 over the whole image; it finds no chain either: no spine.
+    assert result.spine is None and result.labelmap is None
+    assert result.localization is not None and result.localization.grid.size[2] >= 64  # the whole image
     assert not result.centroids
+    assert any("vertebrae searched in the whole image" in m for m in result.messages)
     assert any("no spine found" in m for m in result.messages)
-    assert set(result.timings) == {"spine", "total"}
+    assert set(result.timings) == {"spine", "vertebrae", "total"}
+    # Only the spine stage: the spine heatmap alone decides.
+    result = Pipeline(device="cpu", models=bone_spine).run(air, stages=["spine"])
+    assert result.spine is None and result.localization is None
+    assert result.messages[-1] == "no spine found in the image (the spine heatmap has no convincing peak)"
+    assert not any("whole image" in m for m in result.messages)
     # Without the spine stage: no landmark, an empty label map on the input grid.
     result = Pipeline(device="cpu", models=tiny).run(air, stages=["vertebrae", "segmentation"])
     assert not result.centroids and any("no vertebra identified" in m for m in result.messages)

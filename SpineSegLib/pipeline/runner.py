@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 STAGES = ("spine", "vertebrae", "segmentation")
 DEFAULT_PIPELINE = "ct-full-spine"
 #: Share of the progress bar per stage (segmentation dominates the run time).
+NO_SPINE = "no spine found in the image (neither the spine heatmap nor the vertebra heatmaps show one)"
 _STAGE_SPAN = {"spine": (0.0, 0.05), "vertebrae": (0.05, 0.25), "segmentation": (0.25, 1.0)}
 
 
@@ -117,14 +118,23 @@ class Pipeline:
             result.spine = localize_spine(image, net, card, self.device, part("spine"))
             result.timings["spine"] = time.perf_counter() - t0
             if result.spine is None:
-                result.messages.append("no spine found in the image (the spine heatmap has no convincing peak)")
-                return self._finish(result, reporter)
+                if "vertebrae" not in stages or centroids is not None:
+                    result.messages.append("no spine found in the image (the spine heatmap has no convincing peak)")
+                    return self._finish(result, reporter)
+                # A narrow field of view (a cervical scan) can leave the coarse spine heatmap weak while the
+                # vertebrae are plain at 2 mm: stage 2 searches the whole image and has the last word.
+                result.messages.append(
+                    "the spine heatmap has no convincing peak: vertebrae searched in the whole image"
+                )
         if "vertebrae" in stages and centroids is None:
             net, card = self.model("vertebrae")
             t0 = time.perf_counter()
             result.localization = localize_vertebrae(image, result.spine, net, card, self.device, part("vertebrae"))
             result.timings["vertebrae"] = time.perf_counter() - t0
             result.centroids = result.localization.centroids
+            if not result.centroids and result.spine is None and "spine" in stages:
+                result.messages.append(NO_SPINE)
+                return self._finish(result, reporter)
             if not result.centroids:
                 result.messages.append("no vertebra identified (no landmark chain obeys the anatomical rules)")
         if centroids is not None:

@@ -18,6 +18,7 @@ from ..geometry import Grid
 from ..heatmaps import Candidate, heatmap_candidates
 from ..models import ModelCard
 from ..sequence import SequenceResult, select_sequence
+from .chain_ends import extend_chain_ends, inside_image
 from .network_input import box_grid, image_box, predict, sample_input
 from .progress import Reporter
 from .spine import SpineBox
@@ -33,6 +34,8 @@ DEFAULTS = {
     "end_min_value": 0.25,
     "max_per_channel": 6,
     "border_mm": 0.0,  # drop landmarks this close to the image's top/bottom (Payer 2020: 10 mm)
+    "inside_image": True,  # drop candidates outside the image (a vertebra is labelled when its centre is in the scan)
+    "extend_ends": True,  # one more vertebra at a chain end from the all-channel heatmap (cut by the field of view)
     "mixed_precision": False,  # float32 by default: sub-voxel peak refinement needs the precision
 }
 
@@ -112,11 +115,22 @@ def landmarks_from_heatmaps(
         smoothing_sigma=float(params["smoothing_sigma"]),
         max_per_channel=int(params["max_per_channel"]),
     )
+    if params["inside_image"]:
+        candidates = inside_image(candidates, Grid.of(image))
     if params["border_mm"] > 0:
         candidates = _drop_near_z_border(candidates, image, float(params["border_mm"]))
     sequence = select_sequence(
         candidates, min_value=float(params["min_value"]), end_min_value=float(params["end_min_value"])
     )
+    if params["extend_ends"]:
+        sequence, _ = extend_chain_ends(
+            sequence,
+            heat,
+            grid,
+            Grid.of(image),
+            float(params["min_value"]),
+            float(params["smoothing_sigma"]),
+        )
     return candidates, sequence
 
 
