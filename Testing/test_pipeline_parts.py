@@ -179,3 +179,45 @@ def test_ct_warning_for_mr_like_intensities(real_data):
     assert ct_intensity_warning(ct) is None
     msg = ct_intensity_warning(mr)
     assert msg is not None and "do not look like CT" in msg
+
+
+def test_test_time_passes_average_the_crops_on_the_input_grid():
+    import torch
+    from slicer_fixtures import synthetic_lumbar_ct, tiny_models
+
+    from SpineSegLib.models import ModelCard
+    from SpineSegLib.networks import build_network
+    from SpineSegLib.pipeline.segmentation import vertebra_probabilities
+
+    s = synthetic_lumbar_ct()
+    _, card = tiny_models()["segmentation"]
+    torch.manual_seed(0)  # a random network: the hand-set tiny one is mirror-symmetric
+    spec = {"architecture": "unet", "in_channels": 2, "out_channels": 1, "num_filters": 4, "num_levels": 2}
+    net = build_network(spec).eval()
+    labels = s.centroids.labels  # five vertebrae: with 2 crops each and batch_size 4, three batches
+    shape = Grid.of(s.image).shape_kji
+    cpu = torch.device("cpu")
+
+    def run(*passes, flip_x=False):
+        tta = [{"offset_vox": list(offset), "mirror_x": mirror} for offset, mirror in passes]
+        params = {**card.params, "mixed_precision": False, "batch_size": 4, "tta_passes": tta, "flip_x": flip_x}
+        trial = ModelCard.from_json({**card.to_json(), "params": params})
+        out = {}
+        for lab, prob, sl in vertebra_probabilities(s.image, s.centroids, labels, net, trial, cpu):
+            whole = np.zeros(shape, np.float32)
+            whole[sl] = prob
+            out[lab] = whole
+        return out
+
+    origin, half = (0, 0, 0), (0.5, 0.5, 0.5)
+    plain, twice, moved = run((origin, False)), run((origin, False), (origin, False)), run((half, False))
+    mirrored, both = run((origin, True)), run((origin, False), (half, True))
+    moved_mirrored, flip_tta = run((half, True)), run((origin, False), flip_x=True)
+    assert list(both) == labels
+    for lab in labels:
+        np.testing.assert_allclose(twice[lab], plain[lab], atol=1e-6)  # the same crop twice: no change
+        assert np.abs(moved[lab] - plain[lab]).max() > 1e-3  # half a voxel moves the prediction
+        assert np.abs(mirrored[lab] - plain[lab]).max() > 1e-3  # a random network is not mirror-symmetric
+        np.testing.assert_allclose(both[lab], (plain[lab] + moved_mirrored[lab]) / 2, atol=1e-6)  # voxel-wise mean
+        # A plain and a mirrored pass at the same place are the flip_x augmentation.
+        np.testing.assert_allclose(run((origin, False), (origin, True))[lab], flip_tta[lab], atol=1e-6)

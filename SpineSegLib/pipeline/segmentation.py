@@ -9,7 +9,7 @@ then filled (as SPINEPS does).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -32,19 +32,26 @@ DEFAULTS = {
     "batch_size": 4,
     "fill_holes": True,  # cavities a vertebra encloses become that vertebra (masks are solid)
     "flip_x": False,  # test-time augmentation: average with the prediction of the left-right mirrored crop
+    # Test-time augmentation: one crop per pass, moved by ``offset_vox`` crop voxels and optionally mirrored
+    # left-right, the probabilities averaged on the input grid.
+    "tta_passes": [{"offset_vox": [0.0, 0.0, 0.0], "mirror_x": False}],
     "mixed_precision": True,  # bfloat16 on capable CPUs, float16 on CUDA: the sigmoid mask tolerates it
 }
 
 
-def crop_grid(center: np.ndarray, card: ModelCard) -> Grid:
+def crop_grid(center: np.ndarray, card: ModelCard, offset_vox: Sequence[float] = (0.0, 0.0, 0.0)) -> Grid:
+    """The crop around ``center`` (shifted posterior), moved by ``offset_vox`` crop voxels (test-time augmentation)."""
     shift = np.array([0.0, float({**DEFAULTS, **card.params}["posterior_shift_mm"]), 0.0])
+    shift += np.asarray(offset_vox, float) * np.asarray(card.spacing_mm, float)
     return Grid.centered(np.asarray(center) + shift, card.input_size, card.spacing_mm)
 
 
-def network_inputs(image: sitk.Image, center: np.ndarray, card: ModelCard) -> tuple[Grid, np.ndarray]:
+def network_inputs(
+    image: sitk.Image, center: np.ndarray, card: ModelCard, offset_vox: Sequence[float] = (0.0, 0.0, 0.0)
+) -> tuple[Grid, np.ndarray]:
     """(crop grid, (2, K, J, I) input: normalised image + Gaussian of the target centroid)."""
     params = {**DEFAULTS, **card.params}
-    grid = crop_grid(center, card)
+    grid = crop_grid(center, card, offset_vox)
     img = sample_input(image, grid, card.intensity)
     sigma_vox = params["heatmap_sigma_mm"] / np.asarray(card.spacing_mm, float)
     heat = gaussian_heatmap(grid.shape_kji, grid.physical_to_index(center)[0], sigma_vox)
@@ -88,18 +95,91 @@ def crop_on_image_grid(prob: np.ndarray, crop: Grid, image_grid: Grid) -> tuple[
     return sitk.GetArrayFromImage(resample_to_grid(p_img, sub, interpolator="linear", default_value=0.0)), slices
 
 
-def crop_probabilities(model: torch.nn.Module, batch: np.ndarray, device: torch.device, params: dict) -> np.ndarray:
+def crop_probabilities(
+    model: torch.nn.Module,
+    batch: np.ndarray,
+    device: torch.device,
+    params: dict,
+    mirrored: Sequence[bool] | None = None,
+) -> np.ndarray:
     """(B, K, J, I) sigmoid of the network on a batch of crops; with ``flip_x`` averaged with the mirrored crops.
 
-    The crops are LPS-aligned and centred on the centroid in x, so mirroring the last (x) axis maps the
-    target vertebra onto itself: the network sees a plausible left-right mirrored spine.
+    ``mirrored[b]``: crop ``b`` goes through the network left-right mirrored and its output is mirrored
+    back (a test-time augmentation pass). The crops are LPS-aligned and centred on the centroid in x, so
+    mirroring the last (x) axis maps the target vertebra onto itself: the network sees a plausible
+    left-right mirrored spine.
     """
     mixed = bool(params["mixed_precision"])
-    probs = special.expit(predict(model, batch, device, mixed)[:, 0])
+    flip = np.zeros(len(batch), dtype=bool) if mirrored is None else np.asarray(mirrored, dtype=bool)
+
+    def run(flip: np.ndarray) -> np.ndarray:
+        x = np.where(flip[:, None, None, None, None], batch[..., ::-1], batch)
+        p = special.expit(predict(model, np.ascontiguousarray(x), device, mixed)[:, 0])
+        return np.where(flip[:, None, None, None], p[..., ::-1], p)
+
+    probs = run(flip)
     if params["flip_x"]:
-        mirrored = special.expit(predict(model, batch[..., ::-1], device, mixed)[:, 0])[..., ::-1]
-        probs = (probs + mirrored) / 2.0
+        probs = (probs + run(~flip)) / 2.0
     return probs
+
+
+def average_blocks(parts: Sequence[tuple[np.ndarray, tuple[slice, ...]]]) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Mean of probability blocks placed on one grid (a block counts as 0 where it does not reach)."""
+    if len(parts) == 1:
+        return parts[0]
+    lo = [min(sl[a].start for _, sl in parts) for a in range(3)]
+    hi = [max(sl[a].stop for _, sl in parts) for a in range(3)]
+    acc = np.zeros([b - a for a, b in zip(lo, hi)], dtype=np.float32)
+    for prob, sl in parts:
+        acc[tuple(slice(s.start - a, s.stop - a) for s, a in zip(sl, lo))] += prob
+    acc /= len(parts)
+    return acc, tuple(slice(a, b) for a, b in zip(lo, hi))
+
+
+def vertebra_probabilities(
+    image: sitk.Image,
+    centroids: Centroids,
+    todo: Sequence[int],
+    model: torch.nn.Module,
+    card: ModelCard,
+    device: torch.device,
+    reporter: Reporter | None = None,
+) -> Iterator[tuple[int, np.ndarray, tuple[slice, ...]]]:
+    """(label, probability block on the input grid, its slices) of each vertebra of ``todo``, in batches.
+
+    With several ``tta_passes`` each vertebra is predicted on crops moved by sub-voxel offsets (and
+    mirrored) and the probabilities are averaged on the input grid: the 1 mm network then samples the
+    surface more finely than its own grid (the mask error is mostly one voxel at the surface).
+    """
+    reporter = reporter or Reporter()
+    params = {**DEFAULTS, **card.params}
+    image_grid = Grid.of(image)
+    passes = [(tuple(float(v) for v in p["offset_vox"]), bool(p.get("mirror_x", False))) for p in params["tta_passes"]]
+    passes = passes or [((0.0, 0.0, 0.0), False)]
+    # ``batch_size`` counts crops (memory), so fewer vertebrae go in one batch when each has several crops.
+    per_batch = max(1, int(params["batch_size"]) // len(passes))
+    for start in range(0, len(todo), per_batch):
+        reporter.check()
+        chunk = todo[start : start + per_batch]
+        jobs = [(lab, offset, mirror) for lab in chunk for offset, mirror in passes]
+        crops, inputs = zip(*(network_inputs(image, centroids[lab], card, offset) for lab, offset, _ in jobs))
+        probs = crop_probabilities(model, np.stack(inputs), device, params, [mirror for *_, mirror in jobs])
+        n = len(passes)
+        for i, lab in enumerate(chunk):
+            parts = [crop_on_image_grid(probs[k], crops[k], image_grid) for k in range(i * n, (i + 1) * n)]
+            parts = [p for p in parts if p is not None]
+            if parts:
+                yield (lab, *average_blocks(parts))
+        reporter((start + len(chunk)) / max(len(todo), 1), f"segmented {', '.join(L.name_of(x) for x in chunk)}")
+
+
+def merge_vertebra(out: np.ndarray, best: np.ndarray, label: int, prob: np.ndarray, slices, threshold: float) -> None:
+    """Write ``label`` where its largest supra-threshold component beats every vertebra merged so far."""
+    prob = keep_largest_component(prob, threshold)
+    region_best = best[slices]
+    win = (prob > threshold) & (prob > region_best)
+    region_best[win] = prob[win]
+    out[slices][win] = label
 
 
 def segment_vertebrae(
@@ -112,34 +192,18 @@ def segment_vertebrae(
     reporter: Reporter | None = None,
 ) -> sitk.Image:
     """uint8 instance label map (VerSe ids) on ``image``'s grid for ``labels`` (default: every centroid)."""
-    reporter = reporter or Reporter()
     params = {**DEFAULTS, **card.params}
     wanted = centroids.labels if labels is None else L.anatomical_order(labels)
     # The network segments vertebrae (C1..L6, T13); a sacrum or coccyx centroid is not its job.
     todo = [lab for lab in wanted if lab in centroids and lab in L.VERTEBRA_LABELS]
-    image_grid = Grid.of(image)
-    out = np.zeros(image_grid.shape_kji, dtype=np.uint8)
+    shape = Grid.of(image).shape_kji
+    out = np.zeros(shape, dtype=np.uint8)
     best = None  # float16 best probability so far, allocated lazily
     threshold = float(params["threshold"])
-    batch = max(1, int(params["batch_size"]))
-    for start in range(0, len(todo), batch):
-        reporter.check()
-        chunk = todo[start : start + batch]
-        crops, inputs = zip(*(network_inputs(image, centroids[lab], card) for lab in chunk))
-        probs = crop_probabilities(model, np.stack(inputs), device, params)
-        for lab, crop, prob in zip(chunk, crops, probs):
-            placed = crop_on_image_grid(prob, crop, image_grid)
-            if placed is None:
-                continue
-            p_sub, slices = placed
-            p_sub = keep_largest_component(p_sub, threshold)
-            if best is None:
-                best = np.full(image_grid.shape_kji, threshold, dtype=np.float16)
-            region_best = best[slices]
-            win = p_sub > region_best
-            region_best[win] = p_sub[win]
-            out[slices][win] = lab
-        reporter((start + len(chunk)) / max(len(todo), 1), f"segmented {', '.join(L.name_of(x) for x in chunk)}")
+    for lab, prob, slices in vertebra_probabilities(image, centroids, todo, model, card, device, reporter):
+        if best is None:
+            best = np.zeros(shape, dtype=np.float16)
+        merge_vertebra(out, best, lab, prob, slices, threshold)
     if params["fill_holes"]:
         fill_enclosed_background(out)
     result = sitk.GetImageFromArray(out)
