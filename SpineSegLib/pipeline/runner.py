@@ -118,11 +118,12 @@ class Pipeline:
             result.spine = localize_spine(image, net, card, self.device, part("spine"))
             result.timings["spine"] = time.perf_counter() - t0
             if result.spine is None:
-                if "vertebrae" not in stages or centroids is not None:
+                if "vertebrae" not in stages or centroids is not None or warning:
                     result.messages.append("no spine found in the image (the spine heatmap has no convincing peak)")
                     return self._finish(result, reporter)
                 # A narrow field of view (a cervical scan) can leave the coarse spine heatmap weak while the
-                # vertebrae are plain at 2 mm: stage 2 searches the whole image and has the last word.
+                # vertebrae are plain at 2 mm: stage 2 searches the whole image and has the last word. Not on
+                # an image that does not look like CT (no bone, not Hounsfield units): nothing to find there.
                 result.messages.append(
                     "the spine heatmap has no convincing peak: vertebrae searched in the whole image"
                 )
