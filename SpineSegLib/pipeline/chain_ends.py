@@ -1,7 +1,7 @@
 """The ends of the landmark chain at the edges of the field of view.
 
 Two rules on top of Payer's sequence selection, both following the labelling convention of
-VerSe and of our phantoms (a vertebra is labelled when its body centre lies in the scan):
+our phantoms (a vertebra is labelled when its body centre lies in the scan):
 
 * candidates whose point lies outside the image are dropped: the network may put a maximum
   for the vertebra beyond the edge into the padded part of its grid, and that landmark would
