@@ -48,8 +48,8 @@ def extend_chain_ends(
     smoothing_sigma: float,
     rules: ChainRules | None = None,
     search_fraction: float = 0.5,
-) -> tuple[SequenceResult, list[int]]:
-    """``sequence`` with at most one more vertebra at each end, and the labels added.
+) -> SequenceResult:
+    """``sequence`` with at most one more vertebra at each end.
 
     The expected position is the end landmark plus the step from its neighbour. When it lies in
     the image and the all-channel maximum has a local maximum (value > ``min_value``) within
@@ -60,11 +60,11 @@ def extend_chain_ends(
     rules = rules or ChainRules()
     chain = list(sequence.chain)
     if len(chain) < 2:
-        return sequence, []
+        return sequence
     any_vertebra = np.asarray(heatmaps).max(axis=0)
     maxima = local_maxima(any_vertebra, min_value=min_value, smoothing_sigma=smoothing_sigma)
     if not maxima:
-        return sequence, []
+        return sequence
     points = grid.index_to_physical(np.array([m[0] for m in maxima]))
     values = np.array([m[1] for m in maxima])
     added: list[int] = []
@@ -85,9 +85,7 @@ def extend_chain_ends(
                 added.append(label)
                 break
     if not added:
-        return sequence, []
+        return sequence
     centroids = Centroids({c.label: c.point_lps for c in chain}, confidence={c.label: c.value for c in chain})
-    extended = SequenceResult(
-        centroids, tuple(chain), sequence.score + sum(c.value for c in chain if c.label in added), sequence.rejected
-    )
-    return extended, added
+    score = sequence.score + sum(c.value for c in chain if c.label in added)
+    return SequenceResult(centroids, tuple(chain), score, sequence.rejected)

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 STAGES = ("spine", "vertebrae", "segmentation")
 DEFAULT_PIPELINE = "ct-full-spine"
-#: Share of the progress bar per stage (segmentation dominates the run time).
+NO_SPINE_HEATMAP = "no spine found in the image (the spine heatmap has no convincing peak)"
 NO_SPINE = "no spine found in the image (neither the spine heatmap nor the vertebra heatmaps show one)"
+#: Share of the progress bar per stage (segmentation dominates the run time).
 _STAGE_SPAN = {"spine": (0.0, 0.05), "vertebrae": (0.05, 0.25), "segmentation": (0.25, 1.0)}
 
 
@@ -119,7 +120,7 @@ class Pipeline:
             result.timings["spine"] = time.perf_counter() - t0
             if result.spine is None:
                 if "vertebrae" not in stages or centroids is not None or warning:
-                    result.messages.append("no spine found in the image (the spine heatmap has no convincing peak)")
+                    result.messages.append(NO_SPINE_HEATMAP)
                     return self._finish(result, reporter)
                 # A narrow field of view (a cervical scan) can leave the coarse spine heatmap weak while the
                 # vertebrae are plain at 2 mm: stage 2 searches the whole image and has the last word. Not on

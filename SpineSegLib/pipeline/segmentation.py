@@ -113,9 +113,11 @@ def crop_probabilities(
     flip = np.zeros(len(batch), dtype=bool) if mirrored is None else np.asarray(mirrored, dtype=bool)
 
     def run(flip: np.ndarray) -> np.ndarray:
-        x = np.where(flip[:, None, None, None, None], batch[..., ::-1], batch)
+        x = batch
+        if flip.any():  # mirror only the crops that ask for it (no copy of the batch otherwise)
+            x = np.where(flip[:, None, None, None, None], batch[..., ::-1], batch)
         p = special.expit(predict(model, np.ascontiguousarray(x), device, mixed)[:, 0])
-        return np.where(flip[:, None, None, None], p[..., ::-1], p)
+        return np.where(flip[:, None, None, None], p[..., ::-1], p) if flip.any() else p
 
     probs = run(flip)
     if params["flip_x"]:
@@ -157,14 +159,14 @@ def vertebra_probabilities(
     passes = [(tuple(float(v) for v in p["offset_vox"]), bool(p.get("mirror_x", False))) for p in params["tta_passes"]]
     passes = passes or [((0.0, 0.0, 0.0), False)]
     # ``batch_size`` counts crops (memory), so fewer vertebrae go in one batch when each has several crops.
-    per_batch = max(1, int(params["batch_size"]) // len(passes))
+    n = len(passes)
+    per_batch = max(1, int(params["batch_size"]) // n)
     for start in range(0, len(todo), per_batch):
         reporter.check()
         chunk = todo[start : start + per_batch]
         jobs = [(lab, offset, mirror) for lab in chunk for offset, mirror in passes]
         crops, inputs = zip(*(network_inputs(image, centroids[lab], card, offset) for lab, offset, _ in jobs))
         probs = crop_probabilities(model, np.stack(inputs), device, params, [mirror for *_, mirror in jobs])
-        n = len(passes)
         for i, lab in enumerate(chunk):
             parts = [crop_on_image_grid(probs[k], crops[k], image_grid) for k in range(i * n, (i + 1) * n)]
             parts = [p for p in parts if p is not None]
@@ -182,6 +184,24 @@ def merge_vertebra(out: np.ndarray, best: np.ndarray, label: int, prob: np.ndarr
     out[slices][win] = label
 
 
+def merge_vertebrae(
+    placed: Iterable[tuple[int, np.ndarray, tuple[slice, ...]]],
+    shape: Sequence[int],
+    threshold: float,
+    fill_holes: bool,
+) -> np.ndarray:
+    """uint8 label map of ``shape`` from (label, probability block, slices): the largest response wins."""
+    out = np.zeros(shape, dtype=np.uint8)
+    best = None  # float16 best probability so far, allocated lazily
+    for lab, prob, slices in placed:
+        if best is None:
+            best = np.zeros(shape, dtype=np.float16)
+        merge_vertebra(out, best, lab, prob, slices, threshold)
+    if fill_holes:
+        fill_enclosed_background(out)
+    return out
+
+
 def segment_vertebrae(
     image: sitk.Image,
     centroids: Centroids,
@@ -196,16 +216,8 @@ def segment_vertebrae(
     wanted = centroids.labels if labels is None else L.anatomical_order(labels)
     # The network segments vertebrae (C1..L6, T13); a sacrum or coccyx centroid is not its job.
     todo = [lab for lab in wanted if lab in centroids and lab in L.VERTEBRA_LABELS]
-    shape = Grid.of(image).shape_kji
-    out = np.zeros(shape, dtype=np.uint8)
-    best = None  # float16 best probability so far, allocated lazily
-    threshold = float(params["threshold"])
-    for lab, prob, slices in vertebra_probabilities(image, centroids, todo, model, card, device, reporter):
-        if best is None:
-            best = np.zeros(shape, dtype=np.float16)
-        merge_vertebra(out, best, lab, prob, slices, threshold)
-    if params["fill_holes"]:
-        fill_enclosed_background(out)
+    placed = vertebra_probabilities(image, centroids, todo, model, card, device, reporter)
+    out = merge_vertebrae(placed, Grid.of(image).shape_kji, float(params["threshold"]), bool(params["fill_holes"]))
     result = sitk.GetImageFromArray(out)
     result.CopyInformation(image)
     return result

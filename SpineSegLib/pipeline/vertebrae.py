@@ -115,21 +115,17 @@ def landmarks_from_heatmaps(
         smoothing_sigma=float(params["smoothing_sigma"]),
         max_per_channel=int(params["max_per_channel"]),
     )
+    image_grid = Grid.of(image)
     if params["inside_image"]:
-        candidates = inside_image(candidates, Grid.of(image))
+        candidates = inside_image(candidates, image_grid)
     if params["border_mm"] > 0:
         candidates = _drop_near_z_border(candidates, image, float(params["border_mm"]))
     sequence = select_sequence(
         candidates, min_value=float(params["min_value"]), end_min_value=float(params["end_min_value"])
     )
     if params["extend_ends"]:
-        sequence, _ = extend_chain_ends(
-            sequence,
-            heat,
-            grid,
-            Grid.of(image),
-            float(params["min_value"]),
-            float(params["smoothing_sigma"]),
+        sequence = extend_chain_ends(
+            sequence, heat, grid, image_grid, float(params["min_value"]), float(params["smoothing_sigma"])
         )
     return candidates, sequence
 

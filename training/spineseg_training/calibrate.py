@@ -18,11 +18,11 @@ import torch
 
 from SpineSegLib import labels as L
 from SpineSegLib.io import write_json_atomic
-from SpineSegLib.labelmap import fill_enclosed_background
 from SpineSegLib.metrics import identification_rate, point_errors
+from SpineSegLib.metrics.overlap import overlap_counts
 from SpineSegLib.models import ModelCard
 from SpineSegLib.pipeline.segmentation import DEFAULTS as SEG_DEFAULTS
-from SpineSegLib.pipeline.segmentation import merge_vertebra, vertebra_probabilities
+from SpineSegLib.pipeline.segmentation import merge_vertebrae, vertebra_probabilities
 from SpineSegLib.pipeline.vertebrae import landmarks_from_heatmaps, localize_vertebrae
 
 from .validate import ValidationCase, gt_spine_box, landmark_score
@@ -65,17 +65,9 @@ def _placed_probabilities(model, card: ModelCard, case: ValidationCase, device) 
 
 def _dice_by_level(placed: list, gt: np.ndarray, params: dict, threshold: float) -> dict[int, float]:
     """Per-vertebra Dice of the merged label map (the inference merge) with one mask threshold for all."""
-    out = np.zeros(gt.shape, dtype=np.uint8)
-    best = np.zeros(gt.shape, dtype=np.float16)
-    for lab, prob, slices in placed:
-        merge_vertebra(out, best, lab, prob, slices, threshold)
-    if params["fill_holes"]:
-        fill_enclosed_background(out)
-    dice = {}
-    for lab in (int(v) for v in np.unique(gt) if int(v) in L.VERTEBRA_LABELS):
-        g, p = gt == lab, out == lab
-        dice[lab] = 2.0 * float(np.count_nonzero(g & p)) / float(np.count_nonzero(g) + np.count_nonzero(p))
-    return dice
+    out = merge_vertebrae(placed, gt.shape, threshold, bool(params["fill_holes"]))
+    levels = (int(v) for v in np.unique(gt) if int(v) in L.VERTEBRA_LABELS)
+    return {lab: overlap_counts(gt == lab, out == lab).dice for lab in levels}
 
 
 def calibrate_segmentation(
