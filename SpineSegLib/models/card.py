@@ -29,6 +29,9 @@ class ModelCard:
     labels: list[int] = field(default_factory=list)  # VerSe ids of the output channels (heatmaps)
     params: dict[str, Any] = field(default_factory=dict)  # stage parameters (sigma, thresholds, crop shift ...)
     training_data: str = ""
+    #: Real (patient) cases whose images the weights were trained on, by case name (e.g. "sub-verse005"):
+    #: a real-CT benchmark never scores a case with weights that saw it. Empty: phantoms only.
+    real_cases: list[str] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
     license: str = "Apache-2.0"
     version: str = "0.0.0"
