@@ -200,3 +200,133 @@ def test_bench_speed_window_count_is_monais(shape):
     padded = tuple(max(s, r) for s, r in zip(shape, roi))
     interval = _get_scan_interval(padded, roi, 3, (0.4, 0.4, 0.4))
     assert bench._n_windows(shape, roi, 0.4) == len(dense_patch_slices(padded, roi, interval))
+
+
+@pytest.fixture(scope="module")
+def real_quick(tmp_path_factory):
+    """One --quick run of bench_real.py: (results, JSON path, stdout)."""
+    out = tmp_path_factory.mktemp("bench_real") / "res" / "real.json"
+    r = _run("bench_real.py", "--out", str(out), "--threads", "1")
+    return json.loads(out.read_text()), out, r.stdout
+
+
+def test_bench_real_quick(real_quick):
+    res, out, stdout = real_quick
+    assert res["benchmark"] == "bench_real" and "--quick" in res["command"]
+    assert {"nproc", "cpu", "gpu"} <= set(res["machine"])
+    assert set(res["settings"]["models"]) == {"spine", "vertebrae", "segmentation"}
+    assert all(m["real_cases"] == [] for m in res["settings"]["models"].values())  # the tiny models saw no patient
+
+    from SpineSegLib import labels as L
+    from SpineSegLib.body_centroids import body_centroids
+    from SpineSegLib.io import read_labelmap
+
+    (case,) = res["cases"]
+    assert case["case"] == "tptbox_spine_crops/sample_ct" and not case["goal_case"]
+    assert res["extra_cases"] == [case["case"]]
+    assert case["scored_levels"] == ["L2", "L3", "L4"]
+    assert case["seen_by_stage"] == {"spine": False, "vertebrae": False, "segmentation": False}
+    # the true points are the body centroids of the repository's mask
+    mask = read_labelmap(Path(case["image"]).parent / "sub-ct_seg-vert_label-22_msk.nii.gz")
+    body = body_centroids(mask)
+    for name, point in case["true_points_lps_mm"].items():
+        np.testing.assert_allclose(point, body[L.id_of(name)], atol=0.006)
+        assert case["body_minus_whole_mm"][name] > 0
+    assert set(case["runs"]) == {"full", "stage3_body", "stage3_mask"}
+    for key, run in case["runs"].items():
+        m, s = run["metrics"], run["evaluate_summary"]
+        gt_rows = [v for v in run["per_vertebra"].values() if v["in_gt"]]
+        assert m["n_gt"] == len(gt_rows) == 3 and not run["seen_in_training"]
+        assert m["n_identified"] == s["n_identified"] == sum(v["identified"] for v in gt_rows)
+        assert _close(m["dice_mean"], s["dice_mean"]) and math.isclose(
+            m["dice_mean"], np.mean([v["dice"] for v in gt_rows])
+        )
+        assert 0.0 <= m["dice_mean"] <= 1.0 and run["seconds"] > 0, key
+        # only the labelled levels are scored in the crop: a predicted neighbour is not an extra vertebra
+        assert set(run["per_vertebra"]) <= {"L2", "L3", "L4"}
+        assert case["focus"][key]["name"] == "L3" and case["focus"][key]["dice"] == run["per_vertebra"]["L3"]["dice"]
+    full = case["runs"]["full"]
+    assert set(full["timings_s"]) >= {"spine", "total"}
+    # the nearest predicted centroid of any name is never further than the same-name one (the PE)
+    nearest = full["nearest_prediction"]["per_vertebra"]
+    assert set(nearest) == (set(case["scored_levels"]) if full["predicted_labels"] else set())
+    for name, row in full["per_vertebra"].items():
+        if row["in_gt"] and row["pe_mm"] is not None:
+            assert nearest[name]["distance_mm"] <= row["pe_mm"] + 0.01
+            assert nearest[name]["label"] in full["predicted_labels"]
+
+    pooled = res["goal_cases_pooled"]  # no goal case in the quick run: nothing pooled
+    assert all(p["overall"]["n_gt"] == 0 and p["per_level"] == [] for p in pooled.values())
+    assert all(g["value"] is None and not g["pass"] for g in res["goals"].values()) and not res["all_goals_pass"]
+
+    v = res["body_centroid_validation"]
+    assert v["radius_mm"] == 5.5 and v["radius_chosen_on"] == "verse004"
+    rows = {row["case"]: row for row in v["cases"]}
+    assert set(rows) == {"verse010", "verse010 at 3 mm", "tptbox L3"} and not rows["verse010"]["used_for_choice"]
+    per = rows["verse010"]["per_vertebra_mm"]
+    assert list(per) == ["L1", "L2", "L3", "L4", "L5"]
+    assert math.isclose(rows["verse010"]["estimate"]["lumbar"]["mean_mm"], np.mean(list(per.values())), abs_tol=0.01)
+    assert rows["verse010"]["estimate"]["lumbar"]["max_mm"] < rows["verse010"]["whole_mask"]["lumbar"]["mean_mm"]
+
+    md = out.with_suffix(".md").read_text()
+    assert "ESTIMATED vertebral-body centroids" in md and "tptbox_spine_crops/sample_ct" in md
+    assert "(b) Stage 3 alone from the true points" in md and "real_cases" in md
+    assert "(a) id" in stdout
+
+
+def test_bench_real_goals_pool_held_out_goal_cases_and_flag_seen_ones(real_quick):
+    """The goal logic on two quick-run results made goal cases: pooled over vertebrae; a case a card saw is left out."""
+    (case,) = json.loads(json.dumps(real_quick[0]["cases"]))
+    bench = _load("bench_real.py")
+    a = {**case, "case": "a", "goal_case": True}
+    b = json.loads(json.dumps({**case, "case": "b", "goal_case": True}))
+    b["runs"]["full"]["per_vertebra"] = {k: v for k, v in b["runs"]["full"]["per_vertebra"].items() if k == "L3"}
+    goals = bench.goal_checks([a, b])
+    rows = [*a["runs"]["full"]["per_vertebra"].values(), b["runs"]["full"]["per_vertebra"]["L3"]]
+    assert math.isclose(goals["full.dice_mean"]["value"], np.mean([v["dice"] for v in rows]))
+    assert goals["full.dice_mean"]["cases"] == ["a", "b"] and goals["full.dice_mean"]["pass"] == (
+        goals["full.dice_mean"]["value"] >= 0.85
+    )
+    b["runs"]["stage3_body"]["seen_in_training"] = True
+    goals = bench.goal_checks([a, b])
+    assert goals["stage3_body.dice_mean"]["cases"] == ["a"] and goals["stage3_body.dice_mean"]["left_out_seen"] == ["b"]
+    assert math.isclose(goals["stage3_body.dice_mean"]["value"], a["runs"]["stage3_body"]["metrics"]["dice_mean"])
+
+
+def test_bench_real_seen_by_reads_the_cards_real_cases():
+    from SpineSegLib.models.card import ModelCard
+
+    bench = _load("bench_real.py")
+    cases = {c.name: c for c in bench.CASES}
+
+    def card(stage, real):
+        return ModelCard("m", stage, {}, [1.0] * 3, [8] * 3, {}, real_cases=real)
+
+    cards = {"spine": card("spine", []), "vertebrae": card("vertebrae", ["sub-verse010"]), "segmentation": None}
+    cards["segmentation"] = card("segmentation", ["sub-verse005", "sub-verse006"])
+    assert bench.seen_by(cases["verse005_lumbar_ct"], cards) == {
+        "spine": False,
+        "vertebrae": False,
+        "segmentation": True,
+    }
+    assert not any(bench.seen_by(cases["totalseg_cta_crop"], cards).values())
+    cards["spine"] = card("spine", ["totalseg_cta_crop"])  # by folder name
+    assert bench.seen_by(cases["totalseg_cta_crop"], cards)["spine"]
+
+
+def test_bench_real_without_shared_data_says_so_and_exits_0(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_real.py"),
+            "--shared",
+            str(tmp_path / "absent"),
+            "--out",
+            str(tmp_path / "x.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0 and "not found" in r.stdout and not (tmp_path / "x.json").exists()
