@@ -289,6 +289,16 @@ def test_mr_input_gets_the_ct_intensity_warning(tiny):
     )
 
 
+def test_a_real_ct_crop_without_air_gets_no_ct_warning(tiny, real_data):
+    """VerSe 2019 case 005 holds almost no air: it is CT all the same (the whole-image search stays open to it)."""
+    ct = sitk.ReadImage(str(real_data / "verse005_lumbar_ct" / "sub-verse005_ct.nii.gz"))
+    result = Pipeline(device="cpu", models=tiny).run(ct, stages=["spine"])
+    assert "spine" in result.timings and not any(CT_WARNING in m for m in result.messages)
+    # The same crop without its rescale intercept (stored values, water at +1024) is not HU.
+    raw = Pipeline(device="cpu", models=tiny).run(sitk.Cast(ct, sitk.sitkInt32) + 1024, stages=["spine"])
+    assert any(CT_WARNING in m for m in raw.messages)
+
+
 # ----------------------------------------------------------------------------------------
 # The bundled trained weights
 
