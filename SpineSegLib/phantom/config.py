@@ -17,6 +17,11 @@ from ..errors import SpineSegError
 MODALITIES = ("ct", "mr")
 REGIONS = ("full", "cervical", "thoracic", "lumbar", "random")
 TRANSITIONAL = ("none", "t13", "l6", "random")
+#: "classic": the appearance the first bundled weights were trained on (bright, flat cancellous bone,
+#: low white noise). "real": CT statistics measured on the real CTs of ../shared/data/real
+#: (see SpineSegLib.phantom.intensities): dark textured bodies, stronger correlated noise, kernels.
+APPEARANCES = ("classic", "real")
+FIELDS = ("wide", "tight")
 
 _AXIS_LETTERS = {"L": (0, 1.0), "R": (0, -1.0), "P": (1, 1.0), "A": (1, -1.0), "S": (2, 1.0), "I": (2, -1.0)}
 
@@ -59,6 +64,9 @@ class PhantomConfig:
         vertebrae) or "random" (each with probability ``t13_probability``/``l6_probability``).
     scoliosis: probability of a lateral (scoliotic) curve.
     noise: scale of the image noise (0 = noise free; 1 = CT sigma 10-30 HU, MR Rician 2-5 %).
+    appearance: "classic" or "real" (CT only; see ``APPEARANCES``).
+    field: "wide" (the body around the spine, with air behind the back) or "tight" (a VerSe-like
+        crop of a few centimetres around the spine: no air, no skin).
     size_variation, curvature_variation: scale of the per-subject random variation of
         vertebra size / curvature amplitudes (0 = the reference adult, 1 = realistic
         spread, up to 2 = twice that).
@@ -74,6 +82,8 @@ class PhantomConfig:
     transitional: str = "none"
     scoliosis: float = 0.0
     noise: float = 1.0
+    appearance: str = "classic"
+    field: str = "wide"
     size_variation: float = 1.0
     curvature_variation: float = 1.0
     partial_volume: bool = True
@@ -120,6 +130,11 @@ class PhantomConfig:
             if not (math.isfinite(v) and 0.0 <= v <= top):
                 raise PhantomConfigError(f"{name} {v} must be between 0 and {top:g}")
             fix(name, v)
+        for name, allowed in (("appearance", APPEARANCES), ("field", FIELDS)):
+            v = str(getattr(self, name)).lower()
+            if v not in allowed:
+                raise PhantomConfigError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
+            fix(name, v)
         fix("partial_volume", bool(self.partial_volume))
         fix("extras", bool(self.extras))
 
@@ -134,6 +149,8 @@ class PhantomConfig:
             "transitional": self.transitional,
             "scoliosis": self.scoliosis,
             "noise": self.noise,
+            "appearance": self.appearance,
+            "field": self.field,
             "size_variation": self.size_variation,
             "curvature_variation": self.curvature_variation,
             "partial_volume": self.partial_volume,

@@ -81,6 +81,11 @@ def choose_grid(
     half_width = rng.uniform(55.0, 100.0) if cervical_only else rng.uniform(75.0, 135.0)
     front = rng.uniform(35.0, 80.0) if cervical_only else rng.uniform(40.0, 150.0)
     behind = rng.uniform(5.0, 35.0)
+    tight = config.field == "tight"
+    if tight:
+        # VerSe-like crops (verse005: 106 x 103 mm across, no air): drawn from the same stream
+        # after the wide values, so a wide scan of a seed is unchanged by this option.
+        half_width, front, reach = rng.uniform(40.0, 65.0), rng.uniform(30.0, 55.0), rng.uniform(60.0, 95.0)
     direction = random_direction(rng, config)
     frames = spine.frames
     top_pt = frames[first].origin + top * frames[first].axes[:, 2]
@@ -91,7 +96,8 @@ def choose_grid(
     t = body.table
     for p in anchors:
         post = float(t.at(p[2], "cy") + t.at(p[2], "B"))  # posterior skin, from the spine centre
-        key += [p + half_width * ex, p - half_width * ex, p - front * ey, p + (post + behind) * ey]
+        back = p + (post + behind) * ey if not tight else p + reach * ey
+        key += [p + half_width * ex, p - half_width * ex, p - front * ey, back]
     key = np.asarray(key)
     spacing = np.asarray(config.spacing, float)
     proj = key @ direction
@@ -117,6 +123,7 @@ def choose_grid(
         "margin_bottom_mm": round(bottom, 2),
         "half_width_mm": round(float(half_width), 2),
         "front_mm": round(float(front), 2),
-        "air_behind_mm": round(float(behind), 2),
+        "air_behind_mm": round(float(behind), 2) if not tight else 0.0,
+        "field": config.field,
     }
     return grid, info

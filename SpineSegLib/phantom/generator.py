@@ -31,14 +31,14 @@ from .config import PhantomConfig, PhantomConfigError
 from .curve import Frame, build_spine, sample_curve_params
 from .extras import Group, extra_groups, skull_sphere
 from .fov import choose_grid
-from .intensities import Appearance, finish, sample_appearance
+from .intensities import Appearance, finish, sample_appearance, trabecular_texture
 from .raster import FAR, Part, Raster, blend_bone, blend_soft, group_box, union_distance
 from .segments import paint_segments
 from .softtissue import BodyModel, sample_habitus
 from .vertebrae import centre_parts, level_parts
 
 F32 = np.float32
-_STREAM_ANATOMY, _STREAM_SCAN, _STREAM_LOOK, _STREAM_NOISE = 1, 2, 3, 4
+_STREAM_ANATOMY, _STREAM_SCAN, _STREAM_LOOK, _STREAM_NOISE, _STREAM_TEXTURE = 1, 2, 3, 4, 5
 
 
 @dataclass
@@ -121,7 +121,8 @@ def generate_phantom(seed: int, config: PhantomConfig | None = None) -> Phantom:
 
     # Scan.
     grid, fov_info = choose_grid(cfg, _rng(seed, _STREAM_SCAN), levels, spine, body)
-    look = sample_appearance(_rng(seed, _STREAM_LOOK), cfg.modality, len(levels), cfg.noise)
+    look = sample_appearance(_rng(seed, _STREAM_LOOK), cfg.modality, len(levels), cfg.noise, cfg.appearance)
+    texture_rng = _rng(seed, _STREAM_TEXTURE)
     raster = Raster(grid)
     sp = np.asarray(grid.spacing)
     edge = float(np.prod(sp) ** (1.0 / 3.0)) if cfg.partial_volume else 1e-3
@@ -146,7 +147,8 @@ def generate_phantom(seed: int, config: PhantomConfig | None = None) -> Phantom:
         if box is None:
             continue
         dist, which = union_distance(raster, box, frames[i].axes, frames[i].origin, parts[i], pad)
-        blend_bone(image[box], dist, subject.cortical_mm, look.cortical[i], look.cancellous[i], edge)
+        texture = trabecular_texture(texture_rng, dist.shape, look, sp[::-1]) if look.texture_sd > 0 else None
+        blend_bone(image[box], dist, subject.cortical_mm, look.cortical[i], look.cancellous[i], edge, texture)
         if in_view[i]:
             subs = np.array([0] + [p.subregion for p in parts[i]], dtype=np.uint8)
             own = (dist <= 0) & (dist < best[box])

@@ -186,20 +186,29 @@ def _intersect(a: Box3, b: Box3) -> Box3 | None:
 
 
 def blend_bone(
-    image: np.ndarray, dist: np.ndarray, cortical_mm: float, cortical: float, cancellous: float, edge_mm: float
+    image: np.ndarray,
+    dist: np.ndarray,
+    cortical_mm: float,
+    cortical: float,
+    cancellous: float,
+    edge_mm: float,
+    texture: np.ndarray | None = None,
 ) -> None:
     """Paint bone over ``image`` (a view of the box) in place, with partial-volume edges.
 
     Occupancy of the bone and of its cancellous core are ``clip(0.5 - d / edge)`` at the
     surface and at ``cortical_mm`` inside it; the image becomes
     ``(1 - f_bone) * image + (f_bone - f_core) * cortical + f_core * cancellous``.
-    ``edge_mm`` -> 0 gives hard edges.
+    ``edge_mm`` -> 0 gives hard edges. ``texture`` (HU, the box's shape) is added to the
+    cancellous value voxel by voxel (trabecular lattice).
     """
     inv = F32(1.0 / max(edge_mm, 1e-3))
     f_bone = np.clip(F32(0.5) - dist * inv, F32(0.0), F32(1.0))
     f_core = np.clip(F32(0.5) - (dist + F32(cortical_mm)) * inv, F32(0.0), F32(1.0))
     image += f_bone * (F32(cortical) - image)
     image += f_core * F32(cancellous - cortical)
+    if texture is not None:
+        image += f_core * texture
 
 
 def blend_soft(image: np.ndarray, dist: np.ndarray, value: float, edge_mm: float) -> None:

@@ -7,6 +7,7 @@
     spineseg-train calibrate --data DATA_ROOT --out runs/ct --to Resources/models  # thresholds on validation
     spineseg-train calibrate --data CALIB_ROOT --val 1000 --out runs/ct --to Resources/models  # on a separate set
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
+    spineseg-train paint --masks VERSE_MASKS --out data/painted --draws 4  # CTs painted on real label maps
     spineseg-train cache --data data/phantoms --out runs/ct          # resample every case once (optional)
 
 Every stage resumes from its last checkpoint when re-run with the same --out.
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGES, "all", "export", "calibrate", "phantoms", "cache"))
+    p.add_argument("command", choices=(*STAGES, "all", "export", "calibrate", "phantoms", "paint", "cache"))
     p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
@@ -63,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="train in float32 (default: mixed precision where supported)")
     p.add_argument("--seeds", nargs=2, type=int, metavar=("FIRST", "STOP"), help="phantoms: seed range")
     p.add_argument("--kind", default="train", choices=("train", "benchmark"), help="phantoms: scan-setting mix")
+    p.add_argument("--masks", type=Path, help="paint: folder of VerSe *_seg-vert_msk.nii.gz with *_ctd.json")
+    p.add_argument("--draws", type=int, default=4, help="paint: appearances per label map (default 4)")
+    p.add_argument(
+        "--real-cases",
+        nargs="*",
+        default=[],
+        help="export: names of the real (patient) cases whose images were trained on, for the model cards",
+    )
     return p
 
 
@@ -78,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.seeds:
                 raise SpineSegError("phantoms needs --seeds FIRST STOP")
             make_dataset(args.out, range(*args.seeds), args.kind, args.modality)
+            return 0
+        if args.command == "paint":
+            from .label_data import paint_dataset
+
+            if not args.masks:
+                raise SpineSegError("paint needs --masks FOLDER")
+            paint_dataset(args.masks, args.out, args.draws, first_seed=args.seeds[0] if args.seeds else 0)
             return 0
         if not args.data:
             raise SpineSegError("--data is required for training")
@@ -136,7 +152,13 @@ def _export(args: argparse.Namespace) -> int:
             continue
         cfg = stage_config(stage, args.preset)
         weights, card = export_stage(
-            run, cfg, f"{args.name_prefix}-{stage}", args.to, args.training_data, manifest=args.manifest
+            run,
+            cfg,
+            f"{args.name_prefix}-{stage}",
+            args.to,
+            args.training_data,
+            manifest=args.manifest,
+            real_cases=args.real_cases,
         )
         print(f"{stage}: {weights} ({card.name})")
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 from SpineSegLib import labels as L
 from SpineSegLib.pipeline.intensity import CT_NORMALIZATION
 
+from .appearance import AppearanceConfig
 from .spatial import AugmentationConfig
 
 
@@ -23,6 +24,7 @@ class StageConfig:
     crop_size: tuple[int, int, int]  # training crop (x, y, z) voxels
     intensity: dict[str, Any] = field(default_factory=lambda: dict(CT_NORMALIZATION))
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # HU remap, blur, noise (CT)
     params: dict[str, Any] = field(default_factory=dict)  # stage parameters copied into the model card
     sigma_vox: float = 3.0  # heatmap sigma (spine, vertebrae)
     iterations: int = 10_000
@@ -46,6 +48,7 @@ def _spine(width: int, levels: int, dropout: float) -> StageConfig:
         spacing_mm=(8.0, 8.0, 8.0),
         crop_size=(48, 48, 96),
         augmentation=AugmentationConfig(translation_mm=60.0, elastic_max_mm=20.0),
+        appearance=_APPEARANCE,
         params={"relative_threshold": 0.5, "min_peak": 0.25},
         sigma_vox=3.0,
         iterations=1500,
@@ -71,6 +74,7 @@ def _vertebrae(width: int, dropout: float, crop_z: int, norm: str | None = None)
         ),
         spacing_mm=(2.0, 2.0, 2.0),
         crop_size=(64, 64, crop_z),
+        appearance=_APPEARANCE,
         params={"tile_z": crop_z, "step_z": crop_z // 2, "min_value": 0.1, "smoothing_sigma": 1.0},
         sigma_vox=3.0,
         iterations=6000,
@@ -95,12 +99,16 @@ def _segmentation(width: int, dropout: float, norm: str | None = None) -> StageC
         spacing_mm=(1.0, 1.0, 1.0),
         crop_size=(128, 128, 96),
         augmentation=AugmentationConfig(translation_mm=10.0, rotation_rad=0.25, elastic_max_mm=8.0),
+        appearance=_APPEARANCE,
         params={"posterior_shift_mm": 20.0, "heatmap_sigma_mm": 6.0, "threshold": 0.5, "batch_size": 4},
         iterations=5000,
         learning_rate=3e-4,
         validate_every=1000,
     )
 
+
+#: Appearance randomisation of the presets: 70 % of crops get a random HU remap, blur and noise.
+_APPEARANCE = AppearanceConfig(probability=0.7)
 
 PRESETS: dict[str, dict[str, StageConfig]] = {
     "small": {

@@ -25,6 +25,7 @@ def export_stage(
     which: str = "best",
     pipeline: str = "ct-full-spine",
     manifest: str | Path | None = None,
+    real_cases: list[str] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``target/<name>.safetensors`` + ``.json`` from a run's checkpoint and register them in ``manifest``."""
     run_dir = Path(run_dir)
@@ -39,6 +40,7 @@ def export_stage(
     if ckpt.name == "best.pt" and best.is_file():
         validation.update(json.loads(best.read_text()))
     card = model_card(cfg, name, training_data, validation)
+    card.real_cases = sorted(real_cases or [])
     weights, card_path = save_model(model, card, target)
     if manifest is not None:
         register(manifest, pipeline, cfg.stage, weights, card_path, card.sha256)

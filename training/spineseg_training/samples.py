@@ -18,6 +18,7 @@ from SpineSegLib.geometry import Grid
 from SpineSegLib.heatmaps import gaussian_heatmap, heatmap_targets, spine_heatmap
 from SpineSegLib.pipeline.intensity import normalize, pad_value
 
+from .appearance import randomise_appearance
 from .config import StageConfig
 from .data import CachedCase
 from .spatial import AugmentationConfig, SpatialTransform, sample_array
@@ -28,6 +29,8 @@ def _image(
 ) -> np.ndarray:
     volume, volume_grid = (case.native_image, case.native_image_grid) if native else (case.image, case.grid)
     raw = sample_array(volume, volume_grid, grid, t, order=1, cval=pad_value(cfg.intensity))
+    if augment and cfg.intensity["type"] == "ct":
+        raw = randomise_appearance(raw, np.asarray(grid.spacing, float)[::-1], rng, cfg.appearance)
     x = normalize(raw, cfg.intensity)
     if augment and (cfg.intensity_shift or cfg.intensity_scale):
         x = (x + rng.uniform(-cfg.intensity_shift, cfg.intensity_shift)) * (
