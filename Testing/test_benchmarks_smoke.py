@@ -330,3 +330,12 @@ def test_bench_real_without_shared_data_says_so_and_exits_0(tmp_path):
         check=False,
     )
     assert r.returncode == 0 and "not found" in r.stdout and not (tmp_path / "x.json").exists()
+
+
+def test_ct_appearance_benchmark_prints_one_row_per_image(tmp_path):
+    r = _run("bench_ct_appearance.py", "--shared", str(tmp_path / "absent"))
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| phantom")]
+    assert len(rows) == 3 and "real CTs skipped" in r.stdout
+    # The real appearance's shell is dimmer than the classic one's (rim median, second column group).
+    rim = [float(row.split("|")[3].split()[0]) for row in rows]
+    assert rim[1] < rim[0] and rim[2] < rim[0]
