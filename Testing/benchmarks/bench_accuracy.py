@@ -42,12 +42,13 @@ sys.path.insert(1, str(REPO / "Testing"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import SimpleITK as sitk  # noqa: E402
 from machine import machine_info  # noqa: E402
+from results import write_results  # noqa: E402
 
 from SpineSegLib import bids  # noqa: E402
 from SpineSegLib import labels as L  # noqa: E402
 from SpineSegLib.errors import SpineSegError  # noqa: E402
 from SpineSegLib.geometry import is_oblique, orientation_code  # noqa: E402
-from SpineSegLib.io import read_centroids, read_image, read_labelmap, write_json_atomic, write_text_atomic  # noqa: E402
+from SpineSegLib.io import read_centroids, read_image, read_labelmap  # noqa: E402
 from SpineSegLib.metrics import evaluate, resample_prediction  # noqa: E402
 from SpineSegLib.metrics.report import DEFINITIONS  # noqa: E402
 
@@ -564,13 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     text = markdown(res)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(res, args.out, indent=1)
-    write_text_atomic(text, md_path)
-    print()
-    print(text)
-    print(f"results: {args.out}\nmarkdown: {md_path}")
+    write_results(res, text, args.out, md_path)
     return 0
 
 

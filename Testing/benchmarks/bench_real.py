@@ -54,12 +54,13 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from bench_accuracy import _f, _same_geometry, aggregate, load_pipeline, not_scored_levels, per_level  # noqa: E402
 from machine import machine_info  # noqa: E402
+from results import write_results  # noqa: E402
 
 from SpineSegLib import labels as L  # noqa: E402
 from SpineSegLib.body_centroids import BODY_OPENING_RADIUS_MM, body_centroids  # noqa: E402
 from SpineSegLib.centroids import Centroids  # noqa: E402
 from SpineSegLib.errors import SpineSegError  # noqa: E402
-from SpineSegLib.io import read_centroids, read_image, read_labelmap, write_json_atomic, write_text_atomic  # noqa: E402
+from SpineSegLib.io import read_centroids, read_image, read_labelmap  # noqa: E402
 from SpineSegLib.labelmap import label_centroids, label_ids  # noqa: E402
 from SpineSegLib.metrics import evaluate, resample_prediction  # noqa: E402
 from SpineSegLib.metrics.report import DEFINITIONS  # noqa: E402
@@ -594,13 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     res["all_goals_pass"] = all(g["pass"] for g in res["goals"].values())
     text = markdown(res)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(res, args.out, indent=1)
-    write_text_atomic(text, md_path)
-    print()
-    print(text)
-    print(f"results: {args.out}\nmarkdown: {md_path}")
+    write_results(res, text, args.out, md_path)
     return 0
 
 
