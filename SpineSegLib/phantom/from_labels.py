@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..labelmap import bounding_boxes
 from .intensities import correlated_noise, sample_appearance, trabecular_texture
 
 F32 = np.float32
@@ -72,16 +73,15 @@ def paint_ct_on_labels(mask: sitk.Image, seed: int, max_spacing_mm: float = 0.8,
     # Depth below the bone surface (mm); each vertebra's own surface counts, so touching
     # neighbours keep a shell where they meet (as at facet joints and endplates).
     depth = np.zeros(lab.shape, F32)
-    for value in present:
-        sl = ndimage.find_objects((lab == value).astype(np.uint8))[0]
+    for value, sl in bounding_boxes(lab).items():
         sl = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in sl)
         own = lab[sl] == value
         d = ndimage.distance_transform_edt(own, sampling=spacing_kji).astype(F32)
         depth[sl] = np.where(own, d, depth[sl])
     texture = trabecular_texture(rng, lab.shape, look, spacing_kji)
-    cancellous = np.zeros(lab.shape, F32)
-    for i, value in enumerate(present):
-        cancellous[lab == value] = look.cancellous[i]
+    per_label = np.zeros(256, F32)
+    per_label[present] = look.cancellous
+    cancellous = per_label[lab]
     # Partial-volume shell: fully cortical in the outer ``cortical_mm``, a 0.5 mm ramp to the core.
     core = np.clip((depth - cortical_mm) / 0.5, 0.0, 1.0).astype(F32)
     # Real masks include the half-outside rim voxel: a brighter shell than the phantoms' gives the real rims.
