@@ -21,10 +21,35 @@ def test_bundled_sample_case_is_consistent():
     assert meta["seed"] >= 100_000  # held out: never a training case
 
 
-def test_demo_runs_the_pipeline_and_evaluates(tmp_path, monkeypatch, capsys):
+def test_bundled_real_case_is_consistent_and_attributed():
+    folder = demo.sample_dir()
+    image = read_image(folder / "sub-verse005_ct.nii.gz")
+    mask = read_labelmap(folder / "sub-verse005_seg-vert_msk.nii.gz")
+    assert image.GetSize() == mask.GetSize() and image.GetSpacing() == mask.GetSpacing()
+    assert label_ids(sitk.GetArrayViewFromImage(mask)) == [20, 21, 22, 23, 24]  # L1..L5
+    readme = (folder / "README.md").read_text()
+    assert "CC BY-SA 4.0" in readme and "Sekuboyina" in readme  # VerSe's licence asks for attribution
+
+
+def test_demo_runs_the_pipeline_on_the_real_case_and_evaluates(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPINESEG_RESOURCES", str(write_tiny_resources(tmp_path / "res")))
     out = tmp_path / "demo"
     rc = demo.main(["--out", str(out), "--device", "cpu"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for suffix in ("_seg-vert_msk.nii.gz", "_ctd.json", "_snp.png", "_timings.json", "_metrics.json"):
+        assert (out / f"sub-verse005{suffix}").is_file(), suffix
+    metrics = json.loads((out / "sub-verse005_metrics.json").read_text())
+    assert {"dice_mean", "id_rate", "pe_mean_mm", "pq"} <= set(metrics["summary"])
+    # The truth's points come from its mask: every ground-truth level L1..L5 is scored.
+    assert metrics["summary"]["n_gt"] == 5
+    assert "Evaluation against the ground truth" in text
+
+
+def test_demo_runs_the_pipeline_on_the_phantom_and_evaluates(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPINESEG_RESOURCES", str(write_tiny_resources(tmp_path / "res")))
+    out = tmp_path / "demo"
+    rc = demo.main(["--out", str(out), "--device", "cpu", "--case", "phantom"])
     text = capsys.readouterr().out
     assert rc == 0
     for suffix in ("_seg-vert_msk.nii.gz", "_ctd.json", "_snp.png", "_timings.json", "_metrics.json"):

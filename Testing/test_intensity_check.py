@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from SpineSegLib.demo import sample_dir
 from SpineSegLib.pipeline.checks import ct_intensity_warning
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,8 +21,8 @@ NOT_CT = "do not look like CT"
 
 
 @pytest.fixture(scope="module")
-def verse005(real_data) -> sitk.Image:
-    return sitk.ReadImage(str(real_data / "verse005_lumbar_ct" / "sub-verse005_ct.nii.gz"))
+def verse005() -> sitk.Image:
+    return sitk.ReadImage(str(sample_dir() / "sub-verse005_ct.nii.gz"))
 
 
 def stat(message: str, name: str) -> float:

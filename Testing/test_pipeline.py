@@ -20,6 +20,7 @@ from slicer_fixtures import LUMBAR, assert_segments_inside_truth, synthetic_lumb
 
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
+from SpineSegLib.demo import sample_dir
 from SpineSegLib.errors import CancelledError, SpineSegError
 from SpineSegLib.geometry import Grid
 from SpineSegLib.labelmap import fill_enclosed_background
@@ -289,9 +290,9 @@ def test_mr_input_gets_the_ct_intensity_warning(tiny):
     )
 
 
-def test_a_real_ct_crop_without_air_gets_no_ct_warning(tiny, real_data):
+def test_a_real_ct_crop_without_air_gets_no_ct_warning(tiny):
     """VerSe 2019 case 005 holds almost no air: it is CT all the same (the whole-image search stays open to it)."""
-    ct = sitk.ReadImage(str(real_data / "verse005_lumbar_ct" / "sub-verse005_ct.nii.gz"))
+    ct = sitk.ReadImage(str(sample_dir() / "sub-verse005_ct.nii.gz"))
     result = Pipeline(device="cpu", models=tiny).run(ct, stages=["spine"])
     assert "spine" in result.timings and not any(CT_WARNING in m for m in result.messages)
     # The same crop without its rescale intercept (stored values, water at +1024) is not HU.
