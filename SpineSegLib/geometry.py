@@ -14,14 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
 
-INTERPOLATORS = {
-    "nearest": sitk.sitkNearestNeighbor,
-    "linear": sitk.sitkLinear,
-    "bspline": sitk.sitkBSpline,
-    "label_gaussian": sitk.sitkLabelGaussian,
-}
+try:
+    import SimpleITK as sitk
+except ImportError:  # a training-only (GPU) machine: Grid and the point maps need numpy alone
+    sitk = None
+
+INTERPOLATORS = (
+    {
+        "nearest": sitk.sitkNearestNeighbor,
+        "linear": sitk.sitkLinear,
+        "bspline": sitk.sitkBSpline,
+        "label_gaussian": sitk.sitkLabelGaussian,
+    }
+    if sitk
+    else {}
+)
 
 #: Tolerance (voxels) of :meth:`Grid.contains` at the box faces: far above float rounding, far below any real offset.
 CONTAINS_TOL_VOX = 1e-6
@@ -110,8 +118,8 @@ class Grid:
         c = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float) * s - 0.5
         return self.index_to_physical(c)
 
-    def empty_image(self, pixel_type: int = sitk.sitkUInt8) -> sitk.Image:
-        img = sitk.Image([int(s) for s in self.size], pixel_type)
+    def empty_image(self, pixel_type: int | None = None) -> sitk.Image:
+        img = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8 if pixel_type is None else pixel_type)
         self.apply(img)
         return img
 

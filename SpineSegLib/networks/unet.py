@@ -2,15 +2,38 @@
 
 MONAI's U-Nets double the width per level and use strided/transposed convolutions; the
 paper's network keeps one width on every level, pools by averaging and upsamples
-linearly, so it is written here from MONAI ``Convolution`` blocks.
+linearly, so it is written here. Its convolution blocks are plain PyTorch laid out as
+MONAI's ``Convolution`` (``conv``, then ``adn`` with ``N``, ``A``, ``D``): the same
+state_dict keys, initialisation and outputs (Testing/test_training_pack.py), so that weights
+trained either way load, and training runs on machines without MONAI.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.networks.blocks import Convolution
 from torch import nn
+
+_NORMS = {"instance": nn.InstanceNorm3d, "batch": nn.BatchNorm3d}
+
+
+class ConvADN(nn.Sequential):
+    """Conv3d ('same' zero padding) -> ``adn``: [norm ``N``] -> leaky ReLU ``A`` -> [dropout ``D``]."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, negative_slope: float, dropout: float, norm
+    ):
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2)
+        adn = nn.Sequential()
+        if norm:
+            if norm.lower() not in _NORMS:
+                raise ValueError(f"unknown norm {norm!r}; known: {sorted(_NORMS)}")
+            adn.add_module("N", _NORMS[norm.lower()](out_channels, affine=True))
+        adn.add_module("A", nn.LeakyReLU(negative_slope))
+        if dropout > 0:
+            adn.add_module("D", nn.Dropout(dropout))
+        self.adn = adn
 
 
 def conv_block(
@@ -26,16 +49,7 @@ def conv_block(
     The paper has no normalisation (``norm=None``); ``"instance"`` is an option that makes
     small-budget (CPU) training converge much faster.
     """
-    block = Convolution(
-        spatial_dims=3,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        kernel_size=kernel_size,
-        act=("leakyrelu", {"negative_slope": negative_slope}),
-        norm=(norm, {"affine": True}) if norm else None,
-        dropout=dropout if dropout > 0 else None,
-        adn_ordering="NAD" if norm else "AD",
-    )
+    block = ConvADN(in_channels, out_channels, kernel_size, negative_slope, dropout, norm)
     nn.init.kaiming_normal_(block.conv.weight, a=negative_slope, mode="fan_in", nonlinearity="leaky_relu")
     nn.init.zeros_(block.conv.bias)
     return block

@@ -8,6 +8,9 @@ that workers memory-map it and read only the block a crop needs. The cache also 
 image and mask on their own grid: segmentation crops are sampled from those, once, as
 inference samples the image (a second interpolation would blur the input and shift the
 mask boundary by up to half a voxel).
+
+SimpleITK and the readers are imported where a case is read, so that :class:`CachedCase`
+serves training packs on machines without SimpleITK (:mod:`.packed`).
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from SpineSegLib.bids import case_name, strip_image_extension
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.errors import SpineSegError
 from SpineSegLib.geometry import Grid, axis_aligned_grid, resample_to_grid
-from SpineSegLib.io import read_centroids, read_image, read_labelmap
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 IMAGE_SUFFIXES = {"ct": ("_ct",), "mr": ("_t2w", "_t1w")}
 CACHE_VERSION = 2
@@ -79,7 +84,7 @@ class CachedCase:
     image: np.ndarray  # int16 / float32 [k, j, i], memory-mapped
     labels: np.ndarray  # uint8 [k, j, i], memory-mapped
     centroids: Centroids
-    source: CaseFiles
+    source: CaseFiles | None  # None: an item of a training pack
     native_image: np.ndarray  # the image on its own grid (any spacing and direction), memory-mapped
     native_image_grid: Grid
     native_labels: np.ndarray  # the vertebra mask on its own grid, memory-mapped
@@ -104,6 +109,10 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
             return _load_cached(files, folder, meta)
+    import SimpleITK as sitk
+
+    from SpineSegLib.io import read_centroids, read_image, read_labelmap
+
     image = read_image(files.image)
     mask = read_labelmap(files.mask)
     centroids = read_centroids(files.centroids, reference=mask)
@@ -117,9 +126,9 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
     _save_atomic(folder / "native_labels.npy", sitk.GetArrayFromImage(mask).astype(np.uint8))
     meta = {
         "key": key,
-        "grid": _grid_json(grid),
-        "native_image_grid": _grid_json(Grid.of(image)),
-        "native_labels_grid": _grid_json(Grid.of(mask)),
+        "grid": grid_to_json(grid),
+        "native_image_grid": grid_to_json(Grid.of(image)),
+        "native_labels_grid": grid_to_json(Grid.of(mask)),
         "centroids": {str(k): v.tolist() for k, v in centroids.items()},
     }
     tmp = meta_path.with_suffix(".tmp")
@@ -129,15 +138,17 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
 
 
 def _image_array(image: sitk.Image) -> np.ndarray:
+    import SimpleITK as sitk
+
     arr = sitk.GetArrayFromImage(image)
     return arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.float32)
 
 
-def _grid_json(grid: Grid) -> dict:
+def grid_to_json(grid: Grid) -> dict:
     return {"size": grid.size, "spacing": grid.spacing, "origin": grid.origin, "direction": grid.direction}
 
 
-def _grid_from_json(g: dict) -> Grid:
+def grid_from_json(g: dict) -> Grid:
     return Grid(tuple(g["size"]), tuple(g["spacing"]), tuple(g["origin"]), tuple(g["direction"]))
 
 
@@ -150,15 +161,15 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 def _load_cached(files: CaseFiles, folder: Path, meta: dict) -> CachedCase:
     return CachedCase(
         name=files.name,
-        grid=_grid_from_json(meta["grid"]),
+        grid=grid_from_json(meta["grid"]),
         image=np.load(folder / "image.npy", mmap_mode="r"),
         labels=np.load(folder / "labels.npy", mmap_mode="r"),
         centroids=Centroids({int(k): v for k, v in meta["centroids"].items()}),
         source=files,
         native_image=np.load(folder / "native_image.npy", mmap_mode="r"),
-        native_image_grid=_grid_from_json(meta["native_image_grid"]),
+        native_image_grid=grid_from_json(meta["native_image_grid"]),
         native_labels=np.load(folder / "native_labels.npy", mmap_mode="r"),
-        native_labels_grid=_grid_from_json(meta["native_labels_grid"]),
+        native_labels_grid=grid_from_json(meta["native_labels_grid"]),
     )
 
 

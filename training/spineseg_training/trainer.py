@@ -3,24 +3,25 @@
 CPU or CUDA; mixed precision (bfloat16 autocast) on CUDA; several GPUs with ``torchrun``
 (DistributedDataParallel: each rank draws its own samples, rank 0 validates and saves).
 A run killed at any point resumes from ``<out>/checkpoints/last.pt`` with nothing lost but
-the iterations since that checkpoint.
+the iterations since that checkpoint. Reading cases and validation (SimpleITK) are imported
+where used: :mod:`.gpu_train` runs this trainer on packs, on machines without SimpleITK.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from monai.losses import DiceLoss
 from torch.utils.data import DataLoader, IterableDataset
 
 from SpineSegLib import __version__ as spineseg_version
@@ -30,24 +31,29 @@ from SpineSegLib.networks import build_network
 from SpineSegLib.pipeline.device import cpu_bf16_supported, memory_format
 
 from .config import StageConfig
-from .data import CaseFiles, cache_case
+from .losses import loss_fn
 from .samples import SAMPLERS
-from .validate import ValidationCase, run_validation
+
+if TYPE_CHECKING:
+    from .data import CachedCase, CaseFiles
 
 log = logging.getLogger("spineseg_training")
 
 
 class SampleStream(IterableDataset):
-    """Endless random training samples; each worker (and rank) has its own random stream."""
+    """Endless random training samples; each worker (and rank) has its own random stream.
 
-    def __init__(self, cases: list[CaseFiles], cache_dir: Path, cfg: StageConfig, seed: int, rank: int = 0):
-        self.cases, self.cache_dir, self.cfg, self.seed, self.rank = cases, cache_dir, cfg, seed, rank
+    ``load`` turns one of ``cases`` into a :class:`CachedCase` in each worker (the 1 mm cache or a pack).
+    """
+
+    def __init__(self, cases: list, load: Callable[[Any], CachedCase], cfg: StageConfig, seed: int, rank: int = 0):
+        self.cases, self.load, self.cfg, self.seed, self.rank = cases, load, cfg, seed, rank
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info else 0
         rng = np.random.default_rng([self.seed, self.rank, worker])
-        cached = [cache_case(c, self.cache_dir) for c in self.cases]
+        cached = [self.load(c) for c in self.cases]
         sampler = SAMPLERS[self.cfg.stage]
         while True:
             case = cached[rng.integers(len(cached))]
@@ -70,17 +76,6 @@ def model_card(cfg: StageConfig, name: str, training_data: str, validation: dict
         spineseg_version=spineseg_version,
         created=time.strftime("%Y-%m-%d"),
     )
-
-
-_DICE = DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
-
-
-def loss_fn(stage: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if stage == "segmentation":
-        # Sigmoid cross-entropy (the paper's loss) plus soft Dice, which the Dice goal rewards directly.
-        return F.binary_cross_entropy_with_logits(pred, target) + _DICE(pred, target)
-    # Heatmap regression: L2, summed over voxels and channels, averaged over the batch (Payer et al.).
-    return F.mse_loss(pred, target, reduction="sum") / pred.shape[0] / 1000.0
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -149,6 +144,8 @@ class Trainer:
             "best_score": self.best_score,
             "grad_norm_ema": self.grad_norm_ema,
             "config": json.dumps(dataclasses.asdict(self.cfg)),
+            # Dropout's generators; the samples' generator is seeded from the iteration (SampleStream).
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()},
         }
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -163,10 +160,18 @@ class Trainer:
         if saved_cfg["network"] != self.cfg.network:
             raise RuntimeError(f"{self.checkpoint_path}: checkpoint network differs from the configured one")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        else:  # a copy without it (gpu_train --fetch): Adam's moments start afresh, the schedule goes on
+            log.warning("%s has no optimiser state; the optimiser starts afresh", self.checkpoint_path)
         self.iteration = int(state["iteration"])
         self.best_score = float(state["best_score"])
         self.grad_norm_ema = state["grad_norm_ema"]
+        rng = state.get("rng")  # absent in checkpoints of older versions; ranks keep their own seeds
+        if rng is not None and self.world == 1:
+            torch.set_rng_state(rng["torch"].cpu())
+            if len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all([r.cpu() for r in rng["cuda"]])
         log.info("resumed %s at iteration %d", self.cfg.stage, self.iteration)
         return True
 
@@ -193,28 +198,44 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     def validate(self) -> dict[str, Any]:
+        from .validate import ValidationCase, run_validation
+
         cases = getattr(self, "_val_loaded", None)
         if cases is None:
             cases = self._val_loaded = [ValidationCase(c) for c in self.val_cases]
         card = model_card(self.cfg, f"{self.cfg.stage}-validation", self.training_data, {})
         return run_validation(self.cfg.stage, self.model, card, cases, self.device)
 
-    def fit(self, iterations: int | None = None, progress: bool = True) -> dict[str, Any]:
-        """Train until ``iterations`` (default: the config's) and return the last validation."""
+    def sample_stream(self) -> SampleStream:
+        """Samples from the 1 mm cache, which is built here once, before workers start."""
+        from .data import cache_case
+
+        load = functools.partial(cache_case, cache_dir=self.cache_dir)
+        for c in self.train_cases:
+            load(c)
+        return SampleStream(self.train_cases, load, self.cfg, self.seed + self.iteration, self.rank)
+
+    def fit(
+        self, iterations: int | None = None, progress: bool = True, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """Train until ``iterations`` (default: the config's) and return the last validation.
+
+        ``deadline`` (``time.monotonic()``; one process only): stop there too, after a checkpoint,
+        so that a run in a time-limited session ends cleanly and the next one resumes.
+        """
         from tqdm import tqdm
 
         total = iterations or self.cfg.iterations
         if not self.resume() and self.init_weights:
             self.initialize(self.init_weights)
-        for c in self.train_cases:  # build the cache once, before workers start
-            cache_case(c, self.cache_dir)
-        stream = SampleStream(self.train_cases, self.cache_dir, self.cfg, self.seed + self.iteration, self.rank)
+        stream = self.sample_stream()
         loader = DataLoader(
             stream,
             batch_size=self.cfg.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             prefetch_factor=2 if self.num_workers > 0 else None,
+            pin_memory=self.device.type == "cuda",
         )
         # Mixed precision: bfloat16 autocast on CUDA and on CPUs with native bf16 kernels.
         amp_dtype = torch.bfloat16
@@ -229,6 +250,10 @@ class Trainer:
         running, t0 = None, time.perf_counter()
         batches = iter(loader)
         while self.iteration < total:
+            if deadline is not None and time.monotonic() >= deadline:
+                self._log({"iteration": self.iteration, "loss": running, "stopped": "deadline"})
+                self.save_checkpoint()
+                break
             x, y = next(batches)
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
             y = y.to(self.device, non_blocking=True)
