@@ -2,10 +2,11 @@
 
 Held-out set: N (default 20, the benchmark needs >= 20) phantom CTs made with
 ``spineseg_training.phantom_data.make_dataset(DATA, range(100000, 100000 + N), kind="benchmark")``
-(seeds >= 100000 were never used in training), cached in ``--data`` so that a rerun skips the
-generation. Each case runs through ``Pipeline`` (bundled weights by default, ``--resources``
-for another Resources folder) and is scored with ``SpineSegLib.metrics.evaluate`` against its
-vertebra mask and body-centroid ``*_ctd.json``; the pipeline's own centroids are judged.
+(seeds >= 100000 were never used in training; ``--first-seed`` draws a fresh set, e.g. 400000),
+cached in ``--data`` so that a rerun skips the generation. Each case runs through ``Pipeline``
+(bundled weights by default, ``--resources`` for another Resources folder) and is scored with
+``SpineSegLib.metrics.evaluate`` against its vertebra mask and body-centroid ``*_ctd.json``;
+the pipeline's own centroids are judged.
 
 Reported per case and pooled over the set (every ground-truth vertebra of every case counts
 once): identification rate (sum identified / sum ground-truth vertebrae), mean point error
@@ -119,12 +120,12 @@ def load_pipeline(resources: Path | None, name: str, device: str):
 # Held-out data
 
 
-def heldout_configs(n: int, quick: bool) -> list[tuple[int, object]]:
+def heldout_configs(n: int, quick: bool, first_seed: int = HELD_OUT_START) -> list[tuple[int, object]]:
     """(seed, PhantomConfig) of the held-out cases: the benchmark mix, or small lumbar 2 mm cases for --quick."""
     from spineseg_training.phantom_data import draw_config
 
     out = []
-    for seed in range(HELD_OUT_START, HELD_OUT_START + n):
+    for seed in range(first_seed, first_seed + n):
         cfg = draw_config(seed, kind="benchmark")
         if quick:
             cfg = dataclasses.replace(cfg, region=QUICK_REGION, spacing=QUICK_SPACING)
@@ -468,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=None, help=f"held-out phantoms (default {DEFAULT_CASES})")
     ap.add_argument("--data", type=Path, help="held-out phantom folder (cache; default out/bench_data/...)")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=HELD_OUT_START,
+        help=f"first held-out seed (default {HELD_OUT_START}; >= {HELD_OUT_START}): a fresh set for each report",
+    )
     ap.add_argument("--resources", type=Path, help="Resources folder with models/manifest.json (default: bundled)")
     ap.add_argument("--pipeline", default="ct-full-spine", help="pipeline name in the manifest")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -489,8 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     n = args.cases or (QUICK_CASES if args.quick else DEFAULT_CASES)
     if n < 1:
         ap.error("--cases must be >= 1")
+    if args.first_seed < HELD_OUT_START:
+        ap.error(f"--first-seed must be >= {HELD_OUT_START}: lower seeds are training seeds")
     kind = "quick" if args.quick else "benchmark"
-    data = args.data or REPO / "out" / "bench_data" / f"accuracy-{kind}"
+    fresh = "" if args.first_seed == HELD_OUT_START else f"-{args.first_seed}"
+    data = args.data or REPO / "out" / "bench_data" / f"accuracy-{kind}{fresh}"
     md_path = args.markdown or args.out.with_suffix(".md")
 
     with tempfile.TemporaryDirectory(prefix="bench_accuracy_") as tmp:
@@ -504,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         if n < DEFAULT_CASES and not args.quick:
             print(f"note: {n} cases; the accuracy benchmark is defined on >= {DEFAULT_CASES}", flush=True)
 
-        configs = heldout_configs(n, args.quick)
+        configs = heldout_configs(n, args.quick, args.first_seed)
         paths = prepare_heldout(data, configs, args.quick)
         cases = []
         for i, ((seed, _), p) in enumerate(zip(configs, paths), 1):
