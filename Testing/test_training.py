@@ -1,5 +1,6 @@
 """The training package: augmentation geometry, samples, checkpoints/resume, export to loadable weights."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -200,6 +201,16 @@ def test_fine_tuning_starts_from_exported_weights_of_the_same_network(dataset, t
         cfg, cases, [], tmp_path / "run", tmp_path / "cache", device="cpu", num_workers=0, init_weights=weights
     )
     assert again.resume() and again.iteration == 2
+    # Export keeps the calibrated post-processing of the card the fine-tune started from.
+    calibrated = tmp_path / "calibrated.json"
+    calibrated.write_text(
+        json.dumps({**json.loads(weights.with_suffix(".json").read_text()), "params": {"threshold": 0.6}})
+    )
+    _, tuned_card = export_stage(tmp_path / "run", cfg, "tuned", tmp_path / "out", "x", params_from=calibrated)
+    assert json.loads(tuned_card.read_text())["params"] == {"threshold": 0.6} != cfg.params
+    with pytest.raises(SpineSegError, match="not one of stage 'segmentation'"):
+        calibrated.write_text(json.dumps({"stage": "spine", "params": {}}))
+        export_stage(tmp_path / "run", cfg, "tuned", tmp_path / "out", "x", params_from=calibrated)
     other = replace(cfg, network={**TINY_UNET, "num_filters": 6})
     with pytest.raises(SpineSegError, match="--init weights are a"):
         Trainer(other, cases, [], tmp_path / "other", tmp_path / "cache", device="cpu", num_workers=0).initialize(

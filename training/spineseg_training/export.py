@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from SpineSegLib.errors import SpineSegError
 from SpineSegLib.models import save_model
 from SpineSegLib.networks import build_network
 
@@ -26,8 +27,14 @@ def export_stage(
     pipeline: str = "ct-full-spine",
     manifest: str | Path | None = None,
     real_cases: list[str] | None = None,
+    params_from: str | Path | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``target/<name>.safetensors`` + ``.json`` from a run's checkpoint and register them in ``manifest``."""
+    """Write ``target/<name>.safetensors`` + ``.json`` from a run's checkpoint and register them in ``manifest``.
+
+    ``params_from``: a model card whose post-processing parameters (calibrated thresholds,
+    test-time passes) the new card takes over, e.g. the card of the weights a fine-tune
+    started from; the preset's parameters otherwise.
+    """
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / f"{which}.pt"
     if not ckpt.is_file():
@@ -40,11 +47,23 @@ def export_stage(
     if ckpt.name == "best.pt" and best.is_file():
         validation.update(json.loads(best.read_text()))
     card = model_card(cfg, name, training_data, validation)
+    if params_from is not None:
+        card.params = _params_of(Path(params_from), cfg.stage)
     card.real_cases = sorted(real_cases or [])
     weights, card_path = save_model(model, card, target)
     if manifest is not None:
         register(manifest, pipeline, cfg.stage, weights, card_path, card.sha256)
     return weights, card_path
+
+
+def _params_of(card_path: Path, stage: str) -> dict[str, Any]:
+    try:
+        other = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpineSegError(f"{card_path}: cannot read the model card to take parameters from ({exc})") from None
+    if other.get("stage") != stage:
+        raise SpineSegError(f"{card_path}: a {other.get('stage')!r} card, not one of stage {stage!r}")
+    return dict(other.get("params", {}))
 
 
 def register(manifest: str | Path, pipeline: str, stage: str, weights: Path, card: Path, sha256: str) -> None:
