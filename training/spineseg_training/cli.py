@@ -9,6 +9,7 @@
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
     spineseg-train paint --masks VERSE_MASKS --out data/painted --draws 4  # CTs painted on real label maps
     spineseg-train cache --data data/phantoms --out runs/ct          # resample every case once (optional)
+    spineseg-train pack --data DATA_ROOT --out runs/ct --stage vertebrae  # a compact pack for a GPU machine
 
 Every stage resumes from its last checkpoint when re-run with the same --out.
 Several GPUs: ``torchrun --nproc_per_node=N -m spineseg_training.cli vertebrae ...``.
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGES, "all", "export", "calibrate", "phantoms", "paint", "cache"))
+    p.add_argument("command", choices=(*STAGES, "all", "export", "calibrate", "phantoms", "paint", "cache", "pack"))
     p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="train", choices=("train", "benchmark"), help="phantoms: scan-setting mix")
     p.add_argument("--masks", type=Path, help="paint: folder of VerSe *_seg-vert_msk.nii.gz with *_ctd.json")
     p.add_argument("--draws", type=int, default=4, help="paint: appearances per label map (default 4)")
+    p.add_argument("--stage", choices=STAGES, help="pack: the stage to pack the training cases for")
+    p.add_argument("--pack", type=Path, help="pack: output folder (default <out>/pack-<stage>)")
+    p.add_argument(
+        "--max-mib",
+        type=float,
+        default=36.0,
+        help="pack: size budget in MiB, kept by rounding HU per item (default 36; 0: lossless)",
+    )
+    p.add_argument("--vertebrae-per-case", type=int, default=1, help="pack: adjacent vertebrae per case (segmentation)")
     p.add_argument(
         "--real-cases",
         nargs="*",
@@ -107,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 cache_case(c, args.cache or args.out / "cache")
             return 0
         train, val = split_cases(cases, args.val, args.seed)
+        if args.command == "pack":
+            return _pack(args, train, val)
         if args.command == "calibrate":
             return _calibrate(args, cases if args.val >= len(cases) else val)
         stages = STAGES if args.command == "all" else (args.command,)
@@ -161,6 +173,28 @@ def _export(args: argparse.Namespace) -> int:
             real_cases=args.real_cases,
         )
         print(f"{stage}: {weights} ({card.name})")
+    return 0
+
+
+def _pack(args: argparse.Namespace, train: list, val: list) -> int:
+    from .pack import build_pack, summary
+
+    if not args.stage:
+        raise SpineSegError("pack needs --stage")
+    pack_dir = args.pack or args.out / f"pack-{args.stage}"
+    index = build_pack(
+        train,
+        val,
+        pack_dir,
+        args.stage,
+        args.cache or args.out / "cache",
+        preset=args.preset,
+        seed=args.seed,
+        max_mib=args.max_mib or None,
+        vertebrae_per_case=args.vertebrae_per_case,
+        data=", ".join(str(d) for d in args.data),
+    )
+    print(summary(index, pack_dir))
     return 0
 
 
