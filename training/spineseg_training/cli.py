@@ -4,6 +4,7 @@
     spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
     spineseg-train segmentation --data DATA_ROOT --out runs/ft --init model.safetensors --lr 3e-4  # fine-tune
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
+    spineseg-train export --out runs/ft --to models --manifest models/manifest.json --params-from Resources/models
     spineseg-train calibrate --data DATA_ROOT --out runs/ct --to Resources/models  # thresholds on validation
     spineseg-train calibrate --data CALIB_ROOT --val 1000 --out runs/ct --to Resources/models  # on a separate set
     spineseg-train phantoms --out data/phantoms --seeds 0 120        # a synthetic training set
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pack: size budget in MiB, kept by rounding HU per item (default 36; 0: lossless)",
     )
     p.add_argument("--vertebrae-per-case", type=int, default=1, help="pack: adjacent vertebrae per case (segmentation)")
+    p.add_argument(
+        "--params-from",
+        type=Path,
+        help="export: folder of the cards whose post-processing parameters (calibrated thresholds, test-time "
+        "passes) the new cards keep, e.g. the weights a fine-tune started from (default: the preset's)",
+    )
     p.add_argument(
         "--real-cases",
         nargs="*",
@@ -171,6 +178,7 @@ def _export(args: argparse.Namespace) -> int:
             args.training_data,
             manifest=args.manifest,
             real_cases=args.real_cases,
+            params_from=args.params_from / f"{args.name_prefix}-{stage}.json" if args.params_from else None,
         )
         print(f"{stage}: {weights} ({card.name})")
     return 0
