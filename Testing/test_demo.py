@@ -27,7 +27,7 @@ def test_bundled_real_case_is_consistent_and_attributed():
     mask = read_labelmap(folder / "sub-verse005_seg-vert_msk.nii.gz")
     assert image.GetSize() == mask.GetSize() and image.GetSpacing() == mask.GetSpacing()
     assert label_ids(sitk.GetArrayViewFromImage(mask)) == [20, 21, 22, 23, 24]  # L1..L5
-    readme = (folder / "README.md").read_text()
+    readme = (folder / "README.md").read_text(encoding="utf-8")
     assert "CC BY-SA 4.0" in readme and "Sekuboyina" in readme  # VerSe's licence asks for attribution
 
 

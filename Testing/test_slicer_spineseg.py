@@ -263,4 +263,10 @@ def test_bundled_weights_run_in_slicer_gives_the_library_result(scene, tmp_path)
         np.testing.assert_allclose(position, ras[label], atol=0.01)
     if direct.labelmap is not None:
         exported = N.labelmap_array_from_segmentation(outcome.segmentation, volume)
-        np.testing.assert_array_equal(exported, sitk.GetArrayFromImage(direct.labelmap))
+        library = sitk.GetArrayFromImage(direct.labelmap)
+        # Two processes may reduce floats in another order (thread count, oneDNN kernels): a voxel whose
+        # probability sits on the threshold can flip (1 of 2 M seen with the 2026-12-05 weights). More than
+        # a handful would be a real difference in geometry or labels.
+        differ = np.count_nonzero(exported != library)
+        assert differ <= 10, f"{differ} voxels differ between the Slicer module and the library"
+        assert set(np.unique(exported)) == set(np.unique(library))
