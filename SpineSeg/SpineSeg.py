@@ -110,7 +110,7 @@ class SpineSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.runSpineButton.connect("clicked(bool)", lambda: self._startRun(("spine",)))
-        self.ui.runVertebraeButton.connect("clicked(bool)", lambda: self._startRun(("spine", "vertebrae")))
+        self.ui.runVertebraeButton.connect("clicked(bool)", lambda: self._startRun(logic.POINT_STAGES))
         self.ui.runSegmentationButton.connect("clicked(bool)", lambda: self._startRun(("segmentation",)))
         self.ui.updateSegmentationButton.connect("clicked(bool)", self.onUpdateSegmentation)
         self.ui.shiftUpButton.connect("clicked(bool)", lambda: self.onShiftLabels(-1))

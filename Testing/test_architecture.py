@@ -19,6 +19,7 @@ TORCH_FREE = [
     "SpineSegLib.heatmaps",
     "SpineSegLib.metrics",
     "SpineSegLib.models",
+    "SpineSegLib.methods",
     "SpineSegLib.bids",
     "SpineSegLib.report",
     "SpineSegLib.cli",

@@ -9,6 +9,7 @@ from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.geometry import Grid
 from SpineSegLib.heatmaps import HEATMAP_LABELS, gaussian_heatmap, heatmap_targets
+from SpineSegLib.pipeline.params import VertebraeParams
 from SpineSegLib.pipeline.vertebrae import landmarks_from_heatmaps
 
 #: 2 mm heatmap grid, x/y 0..78 mm, z -100..98 mm (LPS, axis-aligned).
@@ -37,7 +38,9 @@ def heatmaps(blobs: dict[str, tuple[float, float]] = ()) -> np.ndarray:
 
 
 def chain(heat: np.ndarray, image: sitk.Image, **params) -> Centroids:
-    _, seq = landmarks_from_heatmaps(heat, HEAT_GRID, list(HEATMAP_LABELS), {**PARAMS, **params}, image)
+    _, seq = landmarks_from_heatmaps(
+        heat, HEAT_GRID, list(HEATMAP_LABELS), VertebraeParams.from_mapping({**PARAMS, **params}), image
+    )
     return seq.centroids
 
 

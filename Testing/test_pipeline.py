@@ -29,6 +29,7 @@ from SpineSegLib.models import Manifest
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.pipeline import DEFAULT_PIPELINE, STAGES, Pipeline
 from SpineSegLib.pipeline.network_input import image_box
+from SpineSegLib.pipeline.params import VertebraeParams
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED_MANIFEST = REPO / "Resources" / "models" / "manifest.json"
@@ -352,7 +353,7 @@ def test_localization_grid_takes_x_y_from_the_spine_box_and_the_whole_image_alon
     mid = (ilo + ihi) / 2
     half = np.array([10.0, 10.0, 20.0])
     short = SpineBox(mid - half, mid + half, mid, 1.0, sitk.Image(1, 1, 1, sitk.sitkFloat32))
-    margin = np.asarray(card.params.get("margin_mm", [32.0, 32.0, 16.0]))
+    margin = np.asarray(VertebraeParams.from_card(card).margin_mm)
     for full_z in (True, False):
         card_z = copy.deepcopy(card)
         card_z.params["full_z"] = full_z

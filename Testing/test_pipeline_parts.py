@@ -1,5 +1,6 @@
 """Building blocks of the inference stages, checked against independent computations."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -14,10 +15,8 @@ from SpineSegLib.pipeline.checks import ct_intensity_warning
 from SpineSegLib.pipeline.device import resolve_device
 from SpineSegLib.pipeline.intensity import CT_NORMALIZATION, normalize
 from SpineSegLib.pipeline.network_input import box_grid
+from SpineSegLib.pipeline.params import SegmentationParams, SpineParams
 from SpineSegLib.pipeline.progress import Reporter
-from SpineSegLib.pipeline.segmentation import (
-    DEFAULTS as SEGMENTATION_DEFAULTS,
-)
 from SpineSegLib.pipeline.segmentation import (
     crop_probabilities,
     input_subgrid,
@@ -80,11 +79,11 @@ def test_spine_box_is_the_largest_component_and_none_without_peak():
     heat[5:25, 9:12, 9:12] = 1.0  # the spine: k 5..24, j 9..11, i 9..11
     heat[2, 2, 2] = 0.9  # a small separate blob
     img = grid.apply(sitk.GetImageFromArray(heat))
-    box = spine_box_from_heatmap(heat, grid, img, {"relative_threshold": 0.5, "min_peak": 0.25})
+    box = spine_box_from_heatmap(heat, grid, img, SpineParams())
     np.testing.assert_allclose(box.lo, [8 * 8.5, 8 * 8.5, 8 * 4.5])
     np.testing.assert_allclose(box.hi, [8 * 11.5, 8 * 11.5, 8 * 24.5])
     np.testing.assert_allclose(box.center, [80, 80, 8 * 14.5])
-    assert spine_box_from_heatmap(heat * 0.1, grid, img, {"relative_threshold": 0.5, "min_peak": 0.25}) is None
+    assert spine_box_from_heatmap(heat * 0.1, grid, img, SpineParams()) is None
 
 
 def test_keep_largest_component_zeroes_only_other_supra_threshold_parts():
@@ -112,9 +111,11 @@ def test_flip_x_makes_the_crop_probabilities_mirror_equivariant():
     batch = np.random.default_rng(2).normal(size=(2, 2, 6, 8, 10)).astype(np.float32)
     mirrored = np.ascontiguousarray(batch[..., ::-1])
     cpu = torch.device("cpu")
-    params = {**SEGMENTATION_DEFAULTS, "mixed_precision": False}
-    plain, tta = (crop_probabilities(net, batch, cpu, {**params, "flip_x": f}) for f in (False, True))
-    plain_m, tta_m = (crop_probabilities(net, mirrored, cpu, {**params, "flip_x": f}) for f in (False, True))
+    params = SegmentationParams(mixed_precision=False)
+    plain, tta = (crop_probabilities(net, batch, cpu, dataclasses.replace(params, flip_x=f)) for f in (False, True))
+    plain_m, tta_m = (
+        crop_probabilities(net, mirrored, cpu, dataclasses.replace(params, flip_x=f)) for f in (False, True)
+    )
     # A random network is not mirror-equivariant by itself; the flip test-time augmentation makes it so (x = last axis).
     assert np.abs(plain_m[..., ::-1] - plain).max() > 1e-3
     np.testing.assert_allclose(tta_m[..., ::-1], tta, atol=1e-6)

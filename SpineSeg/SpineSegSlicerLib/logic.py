@@ -30,14 +30,18 @@ import SimpleITK as sitk
 
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
+from SpineSegLib.methods import DEFAULT_PIPELINE, get_method
 
 from . import editing, results
 from . import nodes as N
 from .paths import library_root
 from .process import EXIT_CANCELLED, PipelineProcess
 
-STAGES = ("spine", "vertebrae", "segmentation")
-DEFAULT_PIPELINE = "ct-full-spine"
+#: The default method and its stages (the registry is the one place they are written).
+METHOD = get_method("payer")
+STAGES = METHOD.stage_names
+#: What the "vertebrae" button runs: the stages up to the vertebra points, for review before segmenting.
+POINT_STAGES = METHOD.stages_through(METHOD.points_stage)
 DEVICES = ("auto", "cpu", "cuda")
 ProgressCallback = Callable[[float, str], None]
 LogCallback = Callable[[str], None]

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, SpineSegError
+from ..methods import DEFAULT_PIPELINE, get_method
 from .options import parse_labels
 
-STAGE_CHOICES = "spine,vertebrae,segmentation"
+#: The default pipeline's stages (another pipeline's are checked against its own method).
+STAGE_CHOICES = ",".join(get_method("payer").stage_names)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,13 +26,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
-    p.add_argument("--stages", default=STAGE_CHOICES, help=f"comma-separated stages to run (default {STAGE_CHOICES})")
+    p.add_argument(
+        "--stages",
+        help=f"comma-separated stages to run (default: all of the pipeline's; {DEFAULT_PIPELINE}: {STAGE_CHOICES})",
+    )
     p.add_argument(
         "--centroids", type=Path, help="centroids to use instead of stage 2 (VerSe _ctd.json, .mrk.json, .csv)"
     )
     p.add_argument("--labels", help="only (re)segment these vertebrae, e.g. L1,L2 or 20,21")
     p.add_argument("--save-heatmaps", action="store_true", help="also write the vertebra heatmaps")
-    p.add_argument("--pipeline", default="ct-full-spine", help="pipeline name from the model manifest")
+    p.add_argument(
+        "--pipeline",
+        default=DEFAULT_PIPELINE,
+        help=f"pipeline from the model manifest (default {DEFAULT_PIPELINE}; `spineseg pipelines` lists them)",
+    )
     p.add_argument("--force", action="store_true", help="recompute cases whose outputs exist")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar", help="progress display (default bar)")
 
@@ -96,10 +105,11 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     from .. import bids
-    from ..pipeline import Pipeline, parse_stages
+    from ..pipeline import open_pipeline
     from .inputs import discover
 
-    stages = parse_stages(args.stages)
+    pipeline = open_pipeline(args.pipeline, device=args.device)
+    stages = pipeline.method.parse_stages(args.stages or pipeline.method.stage_names)
     labels = parse_labels(args.labels)
     cases = discover(args.inputs)
     if args.centroids and len(cases) != 1:
@@ -107,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
     if args.centroids and not args.centroids.is_file():
         raise InputError(args.centroids, "centroid file not found")
     _check_output_folder(args.output)
-    pipeline = Pipeline(args.pipeline, device=args.device)
     progress = _Progress(args.progress, len(cases))
     failures: list[str] = []
     try:

@@ -12,16 +12,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, SpineSegError
+from ..methods import DEFAULT_METHOD, get_method
 
-STAGES = ("spine", "vertebrae", "segmentation")
+#: The stages of the default method (Payer et al.); other methods' stages are in the method registry.
+STAGES = get_method(DEFAULT_METHOD).stage_names
 CARD_SCHEMA_VERSION = 1
 
 
 @dataclass
 class ModelCard:
     name: str
-    stage: str  # one of STAGES
+    stage: str  # one of the method's stages
     network: dict[str, Any]  # build_network() config
     spacing_mm: list[float]  # network grid spacing
     input_size: list[int]  # (x, y, z) voxels of a training crop / the segmentation crop
@@ -39,9 +41,14 @@ class ModelCard:
     created: str = ""
     sha256: str = ""  # of the weights file
     schema_version: int = CARD_SCHEMA_VERSION
+    method: str = DEFAULT_METHOD  # the registry's method these weights serve (SpineSegLib.methods)
+    #: Where the card was read from (for messages); not written to the card.
+    source: str = field(default="", repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["source"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: str | Path | None = None) -> ModelCard:
@@ -50,10 +57,20 @@ class ModelCard:
         missing = [k for k in ("name", "stage", "network", "spacing_mm", "input_size", "intensity") if k not in data]
         if missing:
             raise InputError(path, f"model card lacks {', '.join(missing)}")
-        if data["stage"] not in STAGES:
-            raise InputError(path, f"model card stage {data['stage']!r} is not one of {', '.join(STAGES)}")
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        known = set(cls.__dataclass_fields__) - {"source"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(path, f"model card has unknown key(s) {', '.join(map(repr, unknown))}")
+        try:
+            method = get_method(data.get("method", DEFAULT_METHOD))
+        except SpineSegError as exc:
+            raise InputError(path, f"model card: {exc}") from None
+        if data["stage"] not in method.stage_names:
+            raise InputError(
+                path,
+                f"model card stage {data['stage']!r} is not a stage of {method.name} ({', '.join(method.stage_names)})",
+            )
+        return cls(**data, source=str(path) if path else "")
 
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:

@@ -1,8 +1,9 @@
 """The model manifest (``Resources/models/manifest.json``): which weights each pipeline uses.
 
-Each stage entry names a safetensors file and its card (relative to the manifest's folder
-or a cache folder) and the sha256 the weights must have. Entries may also carry a ``url``
-for weights that are downloaded on first use instead of bundled.
+A pipeline entry says which registered method it runs (``method``, default ``payer``), for which
+``modality`` and with a ``title``. Each stage entry names a safetensors file and its card (relative
+to the manifest's folder or a cache folder) and the sha256 the weights must have. Entries may also
+carry a ``url`` for weights that are downloaded on first use instead of bundled.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, SpineSegError
+from ..methods import DEFAULT_METHOD, MethodSpec, get_method
 
 ENV_RESOURCES = "SPINESEG_RESOURCES"
 ENV_MODEL_CACHE = "SPINESEG_MODEL_CACHE"
@@ -76,6 +78,20 @@ class Manifest:
             return self.data["pipelines"][name]
         except KeyError:
             raise SpineSegError(f"unknown pipeline {name!r}; available: {', '.join(self.pipelines)}") from None
+
+    def method(self, pipeline: str) -> MethodSpec:
+        """The registered method ``pipeline`` runs; an unknown one names the manifest."""
+        name = self.pipeline(pipeline).get("method", DEFAULT_METHOD)
+        try:
+            return get_method(name)
+        except SpineSegError as exc:
+            raise InputError(self.path, f"pipeline {pipeline!r}: {exc}") from None
+
+    def modality(self, pipeline: str) -> str:
+        return str(self.pipeline(pipeline).get("modality") or self.method(pipeline).modalities[0])
+
+    def title(self, pipeline: str) -> str:
+        return str(self.pipeline(pipeline).get("title", ""))
 
     def entry(self, pipeline: str, stage: str) -> ModelEntry:
         stages = self.pipeline(pipeline).get("stages", {})

@@ -4,7 +4,7 @@ The names below load :mod:`.runner` (and SimpleITK) on first use, so that the Si
 helpers (``.intensity``, ``.device``) import on a training-only machine.
 """
 
-__all__ = ["DEFAULT_PIPELINE", "STAGES", "Pipeline", "PipelineResult", "parse_stages"]
+__all__ = ["DEFAULT_PIPELINE", "STAGES", "Pipeline", "PipelineResult", "open_pipeline", "parse_stages"]
 
 
 def __getattr__(name: str):

@@ -17,9 +17,11 @@ import torch
 from .. import labels as L
 from ..centroids import Centroids
 from ..errors import SpineSegError
+from ..methods import DEFAULT_PIPELINE, MethodSpec, get_method
 from ..models import Manifest, ModelCard, load_model
 from .checks import ct_intensity_warning
 from .device import resolve_device
+from .params import PARAMS_BY_STAGE
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .segmentation import segment_vertebrae
 from .spine import SpineBox, localize_spine
@@ -27,8 +29,8 @@ from .vertebrae import VertebraLocalization, localize_vertebrae
 
 log = logging.getLogger(__name__)
 
-STAGES = ("spine", "vertebrae", "segmentation")
-DEFAULT_PIPELINE = "ct-full-spine"
+METHOD = get_method("payer")
+STAGES = METHOD.stage_names
 NO_SPINE_HEATMAP = "no spine found in the image (the spine heatmap has no convincing peak)"
 NO_SPINE = "no spine found in the image (neither the spine heatmap nor the vertebra heatmaps show one)"
 #: Share of the progress bar per stage (segmentation dominates the run time).
@@ -50,17 +52,29 @@ class PipelineResult:
 
 
 def parse_stages(stages: str | Iterable[str]) -> tuple[str, ...]:
-    names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
-    unknown = [s for s in names if s not in STAGES]
-    if unknown:
-        raise SpineSegError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
-    if not names:
-        raise SpineSegError("no stage to run")
-    return tuple(s for s in STAGES if s in names)
+    """Stages of the Payer method from ``"a,b"`` or a list, in run order."""
+    return METHOD.parse_stages(stages)
+
+
+def open_pipeline(
+    name: str = DEFAULT_PIPELINE,
+    device: str = "auto",
+    manifest: Manifest | None = None,
+    models: dict[str, tuple[torch.nn.Module, ModelCard]] | None = None,
+):
+    """The runner of pipeline ``name`` (the class its method names in the registry).
+
+    An unknown name is a :class:`SpineSegError` that lists the manifest's pipelines.
+    """
+    manifest = manifest or Manifest.load()
+    spec = manifest.method(name)
+    return spec.runner_class()(name, device=device, models=models, manifest=manifest)
 
 
 class Pipeline:
     """The full-spine CT pipeline of Payer et al. (spine -> vertebrae -> segmentation)."""
+
+    method: MethodSpec = METHOD
 
     def __init__(
         self,
@@ -82,6 +96,28 @@ class Pipeline:
         net, card = self._models[stage]
         return net.to(self.device).eval(), card
 
+    def card(self, stage: str) -> ModelCard:
+        """The model card of ``stage`` (read without loading the weights)."""
+        if stage in self._models:
+            return self._models[stage][1]
+        manifest = self._manifest or Manifest.load()
+        return ModelCard.read(manifest.entry(self.name, stage).card)
+
+    def check(self, stages: Sequence[str] = STAGES) -> None:
+        """Fail before any work when a card of ``stages`` is not one this method can use.
+
+        The card must be of this method and stage, and its parameters must all be known ones
+        (a typo in a card is an error that names the key and the file, not a silent default).
+        """
+        for stage in parse_stages(stages):
+            card = self.card(stage)
+            where = card.source or f"model card {card.name!r}"
+            if card.method != self.method.name or card.stage != stage:
+                raise SpineSegError(
+                    f"{where}: a {card.method}/{card.stage} card where {self.name!r} needs {self.method.name}/{stage}"
+                )
+            PARAMS_BY_STAGE[stage].from_card(card)
+
     def run(
         self,
         image: sitk.Image,
@@ -100,6 +136,7 @@ class Pipeline:
         stages = parse_stages(stages)
         if "segmentation" in stages and "vertebrae" not in stages and centroids is None:
             raise SpineSegError("the segmentation stage needs centroids: run the vertebrae stage or give centroids")
+        self.check([s for s in stages if not (s == "vertebrae" and centroids is not None)])
         reporter = Reporter(progress, cancel)
         result = PipelineResult()
         warning = ct_intensity_warning(image)

@@ -3,7 +3,7 @@
 For each centroid a crop (default 128x128x96 mm, shifted posterior so the arch fits) and a
 Gaussian heatmap of that centroid go through the U-Net; the sigmoid is resampled back to
 the input grid, reduced to its largest component, and vertebrae are merged voxel-wise by
-the highest probability above a 0.5 floor (Payer et al.); cavities a vertebra encloses are
+the highest probability above the card's mask threshold (Payer et al.); cavities a vertebra encloses are
 then filled (as SPINEPS does).
 """
 
@@ -23,25 +23,13 @@ from ..heatmaps import gaussian_heatmap
 from ..labelmap import fill_enclosed_background
 from ..models import ModelCard
 from .network_input import predict, sample_input
+from .params import SegmentationParams
 from .progress import Reporter
-
-DEFAULTS = {
-    "posterior_shift_mm": 20.0,  # crop centre = centroid + this along +y (LPS posterior)
-    "heatmap_sigma_mm": 6.0,
-    "threshold": 0.5,
-    "batch_size": 4,
-    "fill_holes": True,  # cavities a vertebra encloses become that vertebra (masks are solid)
-    "flip_x": False,  # test-time augmentation: average with the prediction of the left-right mirrored crop
-    # Test-time augmentation: one crop per pass, moved by ``offset_vox`` crop voxels and optionally mirrored
-    # left-right, the probabilities averaged on the input grid.
-    "tta_passes": [{"offset_vox": [0.0, 0.0, 0.0], "mirror_x": False}],
-    "mixed_precision": True,  # bfloat16 on capable CPUs, float16 on CUDA: the sigmoid mask tolerates it
-}
 
 
 def crop_grid(center: np.ndarray, card: ModelCard, offset_vox: Sequence[float] = (0.0, 0.0, 0.0)) -> Grid:
     """The crop around ``center`` (shifted posterior), moved by ``offset_vox`` crop voxels (test-time augmentation)."""
-    shift = np.array([0.0, float({**DEFAULTS, **card.params}["posterior_shift_mm"]), 0.0])
+    shift = np.array([0.0, SegmentationParams.from_card(card).posterior_shift_mm, 0.0])
     shift += np.asarray(offset_vox, float) * np.asarray(card.spacing_mm, float)
     return Grid.centered(np.asarray(center) + shift, card.input_size, card.spacing_mm)
 
@@ -50,10 +38,10 @@ def network_inputs(
     image: sitk.Image, center: np.ndarray, card: ModelCard, offset_vox: Sequence[float] = (0.0, 0.0, 0.0)
 ) -> tuple[Grid, np.ndarray]:
     """(crop grid, (2, K, J, I) input: normalised image + Gaussian of the target centroid)."""
-    params = {**DEFAULTS, **card.params}
+    params = SegmentationParams.from_card(card)
     grid = crop_grid(center, card, offset_vox)
     img = sample_input(image, grid, card.intensity)
-    sigma_vox = params["heatmap_sigma_mm"] / np.asarray(card.spacing_mm, float)
+    sigma_vox = params.heatmap_sigma_mm / np.asarray(card.spacing_mm, float)
     heat = gaussian_heatmap(grid.shape_kji, grid.physical_to_index(center)[0], sigma_vox)
     return grid, np.stack([img, heat.astype(np.float32)])
 
@@ -99,7 +87,7 @@ def crop_probabilities(
     model: torch.nn.Module,
     batch: np.ndarray,
     device: torch.device,
-    params: dict,
+    params: SegmentationParams,
     mirrored: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """(B, K, J, I) sigmoid of the network on a batch of crops; with ``flip_x`` averaged with the mirrored crops.
@@ -109,7 +97,7 @@ def crop_probabilities(
     mirroring the last (x) axis maps the target vertebra onto itself: the network sees a plausible
     left-right mirrored spine.
     """
-    mixed = bool(params["mixed_precision"])
+    mixed = bool(params.mixed_precision)
     flip = np.zeros(len(batch), dtype=bool) if mirrored is None else np.asarray(mirrored, dtype=bool)
 
     def run(flip: np.ndarray) -> np.ndarray:
@@ -120,7 +108,7 @@ def crop_probabilities(
         return np.where(flip[:, None, None, None], p[..., ::-1], p) if flip.any() else p
 
     probs = run(flip)
-    if params["flip_x"]:
+    if params.flip_x:
         probs = (probs + run(~flip)) / 2.0
     return probs
 
@@ -154,13 +142,13 @@ def vertebra_probabilities(
     surface more finely than its own grid (the mask error is mostly one voxel at the surface).
     """
     reporter = reporter or Reporter()
-    params = {**DEFAULTS, **card.params}
+    params = SegmentationParams.from_card(card)
     image_grid = Grid.of(image)
-    passes = [(tuple(float(v) for v in p["offset_vox"]), bool(p.get("mirror_x", False))) for p in params["tta_passes"]]
+    passes = [(p.offset_vox, p.mirror_x) for p in params.tta_passes]
     passes = passes or [((0.0, 0.0, 0.0), False)]
     # ``batch_size`` counts crops (memory), so fewer vertebrae go in one batch when each has several crops.
     n = len(passes)
-    per_batch = max(1, int(params["batch_size"]) // n)
+    per_batch = max(1, int(params.batch_size) // n)
     for start in range(0, len(todo), per_batch):
         reporter.check()
         chunk = todo[start : start + per_batch]
@@ -212,12 +200,12 @@ def segment_vertebrae(
     reporter: Reporter | None = None,
 ) -> sitk.Image:
     """uint8 instance label map (VerSe ids) on ``image``'s grid for ``labels`` (default: every centroid)."""
-    params = {**DEFAULTS, **card.params}
+    params = SegmentationParams.from_card(card)
     wanted = centroids.labels if labels is None else L.anatomical_order(labels)
     # The network segments vertebrae (C1..L6, T13); a sacrum or coccyx centroid is not its job.
     todo = [lab for lab in wanted if lab in centroids and lab in L.VERTEBRA_LABELS]
     placed = vertebra_probabilities(image, centroids, todo, model, card, device, reporter)
-    out = merge_vertebrae(placed, Grid.of(image).shape_kji, float(params["threshold"]), bool(params["fill_holes"]))
+    out = merge_vertebrae(placed, Grid.of(image).shape_kji, float(params.threshold), bool(params.fill_holes))
     result = sitk.GetImageFromArray(out)
     result.CopyInformation(image)
     return result

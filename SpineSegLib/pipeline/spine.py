@@ -16,10 +16,8 @@ from scipy import ndimage
 from ..geometry import Grid
 from ..models import ModelCard
 from .network_input import box_grid, image_box, predict, sample_input
+from .params import SpineParams
 from .progress import Reporter
-
-#: Default stage parameters (a model card's ``params`` override them).
-DEFAULTS = {"relative_threshold": 0.5, "min_peak": 0.25}
 
 
 @dataclass
@@ -46,7 +44,7 @@ def localize_spine(
 ) -> SpineBox | None:
     """The spine box, or None when the heatmap has no convincing peak (no spine in the image)."""
     reporter = reporter or Reporter()
-    params = {**DEFAULTS, **card.params}
+    params = SpineParams.from_card(card)
     lo, hi = image_box(image)
     grid = box_grid(lo, hi, card.spacing_mm, divisor=model.size_divisor)
     x = sample_input(image, grid, card.intensity)
@@ -57,11 +55,11 @@ def localize_spine(
     return spine_box_from_heatmap(heat, grid, heat_img, params)
 
 
-def spine_box_from_heatmap(heat: np.ndarray, grid: Grid, heat_img: sitk.Image, params: dict) -> SpineBox | None:
+def spine_box_from_heatmap(heat: np.ndarray, grid: Grid, heat_img: sitk.Image, params: SpineParams) -> SpineBox | None:
     peak = float(heat.max())
-    if not peak >= params["min_peak"]:
+    if not peak >= params.min_peak:
         return None
-    mask = heat / peak > params["relative_threshold"]
+    mask = heat / peak > params.relative_threshold
     lab, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))  # 18-connectivity
     if n > 1:
         sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))

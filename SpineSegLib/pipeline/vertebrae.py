@@ -20,24 +20,10 @@ from ..models import ModelCard
 from ..sequence import SequenceResult, select_sequence
 from .chain_ends import extend_chain_ends, inside_image
 from .network_input import box_grid, image_box, predict, sample_input
+from .params import VertebraeParams
 from .progress import Reporter
 from .spine import SpineBox
 from .tiling import run_tiled_max
-
-DEFAULTS = {
-    "margin_mm": [32.0, 32.0, 16.0],  # added around the spine box (x, y, z)
-    "full_z": True,  # Payer 2019: x/y from the spine box, the whole image along z
-    "tile_z": 192,  # voxels per tile along z (superior)
-    "step_z": 128,
-    "min_value": 0.1,
-    "smoothing_sigma": 1.0,
-    "end_min_value": 0.25,
-    "max_per_channel": 6,
-    "border_mm": 0.0,  # drop landmarks this close to the image's top/bottom (Payer 2020: 10 mm)
-    "inside_image": True,  # drop candidates outside the image (a vertebra is labelled when its centre is in the scan)
-    "extend_ends": True,  # one more vertebra at a chain end from the all-channel heatmap (cut by the field of view)
-    "mixed_precision": False,  # float32 by default: sub-voxel peak refinement needs the precision
-}
 
 
 @dataclass
@@ -61,15 +47,15 @@ def localization_grid(image: sitk.Image, spine: SpineBox | None, card: ModelCard
     With ``full_z`` (default) the grid spans the whole image along z, as in Payer et al. 2019:
     a spine heatmap that fades at the ends of the spine must not cut vertebrae off.
     """
-    params = {**DEFAULTS, **card.params}
+    params = VertebraeParams.from_card(card)
     ilo, ihi = image_box(image)
     if spine is None:
         lo, hi = ilo, ihi
     else:
-        margin = np.asarray(params["margin_mm"], float)
+        margin = np.asarray(params.margin_mm, float)
         lo = np.maximum(spine.lo - margin, ilo)
         hi = np.minimum(spine.hi + margin, ihi)
-        if params["full_z"]:
+        if params.full_z:
             lo[2], hi[2] = ilo[2], ihi[2]
     return box_grid(lo, hi, card.spacing_mm, divisor=divisor)
 
@@ -83,18 +69,18 @@ def localize_vertebrae(
     reporter: Reporter | None = None,
 ) -> VertebraLocalization:
     reporter = reporter or Reporter()
-    params = {**DEFAULTS, **card.params}
+    params = VertebraeParams.from_card(card)
     divisor = int(model.size_divisor)
     grid = localization_grid(image, spine, card, divisor)
     x = sample_input(image, grid, card.intensity)[None]  # (1, K, J, I)
-    tile = max(divisor, int(params["tile_z"]) // divisor * divisor)
+    tile = max(divisor, int(params.tile_z) // divisor * divisor)
 
-    step = max(divisor, int(params["step_z"]) // divisor * divisor)
+    step = max(divisor, int(params.step_z) // divisor * divisor)
 
     def run_tile(t: np.ndarray) -> np.ndarray:
         # The grid and the tiles are multiples of the divisor, so every tile fits the network as is.
         reporter.check()
-        return predict(model, t[None], device, bool(params["mixed_precision"]))[0]
+        return predict(model, t[None], device, bool(params.mixed_precision))[0]
 
     heat = run_tiled_max(x, run_tile, tile, step, axis=1, on_tile=lambda n, tot: reporter(n / tot, "vertebra heatmaps"))
     labels = list(card.labels)
@@ -103,29 +89,26 @@ def localize_vertebrae(
 
 
 def landmarks_from_heatmaps(
-    heat: np.ndarray, grid: Grid, labels: list[int], params: dict, image: sitk.Image
+    heat: np.ndarray, grid: Grid, labels: list[int], params: VertebraeParams, image: sitk.Image
 ) -> tuple[dict[int, list[Candidate]], SequenceResult]:
     """Candidates (local maxima) of every channel and the chain the sequence rules pick among them."""
-    params = {**DEFAULTS, **params}
     candidates = heatmap_candidates(
         heat,
         grid,
         labels,
-        min_value=float(params["min_value"]),
-        smoothing_sigma=float(params["smoothing_sigma"]),
-        max_per_channel=int(params["max_per_channel"]),
+        min_value=float(params.min_value),
+        smoothing_sigma=float(params.smoothing_sigma),
+        max_per_channel=int(params.max_per_channel),
     )
     image_grid = Grid.of(image)
-    if params["inside_image"]:
+    if params.inside_image:
         candidates = inside_image(candidates, image_grid)
-    if params["border_mm"] > 0:
-        candidates = _drop_near_z_border(candidates, image, float(params["border_mm"]))
-    sequence = select_sequence(
-        candidates, min_value=float(params["min_value"]), end_min_value=float(params["end_min_value"])
-    )
-    if params["extend_ends"]:
+    if params.border_mm > 0:
+        candidates = _drop_near_z_border(candidates, image, float(params.border_mm))
+    sequence = select_sequence(candidates, min_value=float(params.min_value), end_min_value=float(params.end_min_value))
+    if params.extend_ends:
         sequence = extend_chain_ends(
-            sequence, heat, grid, image_grid, float(params["min_value"]), float(params["smoothing_sigma"])
+            sequence, heat, grid, image_grid, float(params.min_value), float(params.smoothing_sigma)
         )
     return candidates, sequence
 

@@ -8,6 +8,7 @@ training-set cases and written into the model cards' ``params``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from SpineSegLib.io import write_json_atomic
 from SpineSegLib.metrics import identification_rate, point_errors
 from SpineSegLib.metrics.overlap import overlap_counts
 from SpineSegLib.models import ModelCard
-from SpineSegLib.pipeline.segmentation import DEFAULTS as SEG_DEFAULTS
+from SpineSegLib.pipeline.params import SegmentationParams, VertebraeParams
 from SpineSegLib.pipeline.segmentation import merge_vertebrae, vertebra_probabilities
 from SpineSegLib.pipeline.vertebrae import landmarks_from_heatmaps, localize_vertebrae
 
@@ -41,10 +42,11 @@ def calibrate_vertebrae(
     """
     runs = [(case, localize_vertebrae(case.image, gt_spine_box(case.vertebrae), model, card, device)) for case in cases]
     table = []
+    base = VertebraeParams.from_card(card)
     for mv, end in itertools.product(MIN_VALUES, END_MIN_VALUES):
         if end < mv:
             continue
-        params = {**card.params, "min_value": mv, "end_min_value": end}
+        params = dataclasses.replace(base, min_value=mv, end_min_value=end)
         ids, pes = [], []
         for case, loc in runs:
             _, seq = landmarks_from_heatmaps(loc.heatmaps, loc.grid, loc.labels, params, case.image)
@@ -63,9 +65,9 @@ def _placed_probabilities(model, card: ModelCard, case: ValidationCase, device) 
     return list(vertebra_probabilities(case.image, centroids, todo, model, card, device))
 
 
-def _dice_by_level(placed: list, gt: np.ndarray, params: dict, threshold: float) -> dict[int, float]:
+def _dice_by_level(placed: list, gt: np.ndarray, params: SegmentationParams, threshold: float) -> dict[int, float]:
     """Per-vertebra Dice of the merged label map (the inference merge) with one mask threshold for all."""
-    out = merge_vertebrae(placed, gt.shape, threshold, bool(params["fill_holes"]))
+    out = merge_vertebrae(placed, gt.shape, threshold, params.fill_holes)
     levels = (int(v) for v in np.unique(gt) if int(v) in L.VERTEBRA_LABELS)
     return {lab: overlap_counts(gt == lab, out == lab).dice for lab in levels}
 
@@ -79,7 +81,7 @@ def calibrate_segmentation(
     merges them; the network runs once per case and the thresholds replay the merge. The table also
     gives the mean per spine region (``dice_<region>``, ``n_<region>``).
     """
-    params = {**SEG_DEFAULTS, **card.params}
+    params = SegmentationParams.from_card(card)
     scores: dict[float, dict[str, list[float]]] = {t: {} for t in MASK_THRESHOLDS}
     for case in cases:
         placed = _placed_probabilities(model, card, case, device)

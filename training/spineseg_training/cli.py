@@ -24,11 +24,12 @@ import sys
 from pathlib import Path
 
 from SpineSegLib.errors import SpineSegError
+from SpineSegLib.methods import DEFAULT_METHOD, DEFAULT_PIPELINE, get_method
 
 from .config import PRESETS, stage_config
 from .data import find_cases, split_cases
 
-STAGES = ("spine", "vertebrae", "segmentation")
+STAGES = get_method(DEFAULT_METHOD).stage_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", default="ct", choices=("ct", "mr"))
     p.add_argument("--to", type=Path, help="export: folder for the weights and cards")
     p.add_argument("--manifest", type=Path, help="export: manifest to register the weights in")
-    p.add_argument("--name-prefix", default="ct-full-spine", help="export: file name prefix")
+    p.add_argument("--name-prefix", default=DEFAULT_PIPELINE, help="export: file name prefix")
     p.add_argument("--training-data", default="", help="export: description of the training data for the card")
     p.add_argument("--fp32", action="store_true", help="train in float32 (default: mixed precision where supported)")
     p.add_argument("--seeds", nargs=2, type=int, metavar=("FIRST", "STOP"), help="phantoms: seed range")

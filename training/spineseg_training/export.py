@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from SpineSegLib.errors import SpineSegError
+from SpineSegLib.methods import DEFAULT_METHOD, DEFAULT_PIPELINE, get_method
 from SpineSegLib.models import save_model
 from SpineSegLib.networks import build_network
 
@@ -24,7 +25,7 @@ def export_stage(
     target: str | Path,
     training_data: str,
     which: str = "best",
-    pipeline: str = "ct-full-spine",
+    pipeline: str = DEFAULT_PIPELINE,
     manifest: str | Path | None = None,
     real_cases: list[str] | None = None,
     params_from: str | Path | None = None,
@@ -52,7 +53,8 @@ def export_stage(
     card.real_cases = sorted(real_cases or [])
     weights, card_path = save_model(model, card, target)
     if manifest is not None:
-        register(manifest, pipeline, cfg.stage, weights, card_path, card.sha256)
+        modality = "ct" if card.intensity.get("type") == "ct" else "mr"
+        register(manifest, pipeline, cfg.stage, weights, card_path, card.sha256, method=card.method, modality=modality)
     return weights, card_path
 
 
@@ -66,10 +68,24 @@ def _params_of(card_path: Path, stage: str) -> dict[str, Any]:
     return dict(other.get("params", {}))
 
 
-def register(manifest: str | Path, pipeline: str, stage: str, weights: Path, card: Path, sha256: str) -> None:
+def register(
+    manifest: str | Path,
+    pipeline: str,
+    stage: str,
+    weights: Path,
+    card: Path,
+    sha256: str,
+    method: str = DEFAULT_METHOD,
+    modality: str | None = None,
+) -> None:
+    """Add (or replace) one stage of ``pipeline`` in ``manifest``; a new pipeline gets its method and modality."""
     manifest = Path(manifest)
+    spec = get_method(method)
     data = json.loads(manifest.read_text()) if manifest.is_file() else {"schema_version": 1, "pipelines": {}}
     entry = data["pipelines"].setdefault(pipeline, {"stages": {}})
+    if entry.setdefault("method", spec.name) != spec.name:
+        raise SpineSegError(f"{manifest}: pipeline {pipeline!r} runs {entry['method']!r}, not {spec.name!r}")
+    entry.setdefault("modality", modality or spec.modalities[0])
     rel = os.path.relpath(weights, manifest.parent), os.path.relpath(card, manifest.parent)
     entry.setdefault("stages", {})[stage] = {
         "weights": rel[0],

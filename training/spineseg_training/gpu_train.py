@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from SpineSegLib.errors import SpineSegError
+from SpineSegLib.methods import DEFAULT_METHOD, get_method
 from SpineSegLib.pipeline.device import resolve_device
 
 from .config import PRESETS, stage_config
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pack", required=True, type=Path, help="pack folder (spineseg-train pack)")
     p.add_argument("--out", required=True, type=Path, help="run folder; the stage trains in <out>/<stage>")
-    p.add_argument("--stage", choices=("spine", "vertebrae", "segmentation"), help="default: the pack's")
+    p.add_argument("--stage", choices=get_method(DEFAULT_METHOD).stage_names, help="default: the pack's")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--minutes", type=float, required=True, help="wall-clock limit of this call, from its start")
     p.add_argument("--init", type=Path, help="start from exported weights (.safetensors + .json card)")

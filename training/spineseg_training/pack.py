@@ -41,6 +41,7 @@ from SpineSegLib.centroids import Centroids
 from SpineSegLib.errors import SpineSegError
 from SpineSegLib.geometry import Grid
 from SpineSegLib.pipeline.intensity import pad_value
+from SpineSegLib.pipeline.params import SegmentationParams
 
 from .config import StageConfig, stage_config
 from .data import CachedCase, CaseFiles, cache_case, grid_to_json
@@ -134,7 +135,7 @@ def _adjacent_run(labels: list[int], k: int, rng: np.random.Generator) -> list[i
 
 def _segmentation_items(case: CachedCase, cfg: StageConfig, rng: np.random.Generator, per_case: int) -> list[_Item]:
     chosen = _adjacent_run(case.vertebra_labels, per_case, rng)
-    shift = np.array([0.0, float(cfg.params.get("posterior_shift_mm", 20.0)), 0.0])
+    shift = np.array([0.0, SegmentationParams.from_mapping(cfg.params, "training config").posterior_shift_mm, 0.0])
     half = np.asarray(cfg.crop_size) * np.asarray(cfg.spacing_mm) / 2.0 + SEGMENTATION_MARGIN_MM
     centres = np.array([case.centroids[lab] for lab in chosen]) + shift
     lo, hi = centres.min(0) - half, centres.max(0) + half

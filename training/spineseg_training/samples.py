@@ -17,6 +17,7 @@ from SpineSegLib.centroids import Centroids
 from SpineSegLib.geometry import Grid
 from SpineSegLib.heatmaps import gaussian_heatmap, heatmap_targets, spine_heatmap
 from SpineSegLib.pipeline.intensity import normalize, pad_value
+from SpineSegLib.pipeline.params import SegmentationParams
 
 from .appearance import randomise_appearance
 from .config import StageConfig
@@ -99,14 +100,15 @@ def segmentation_sample(
     """
     label = label if label is not None else _balanced_choice(case.vertebra_labels, rng)
     point = case.centroids[label]
-    shift = np.array([0.0, float(cfg.params.get("posterior_shift_mm", 20.0)), 0.0])
+    params = SegmentationParams.from_mapping(cfg.params, "training config")
+    shift = np.array([0.0, params.posterior_shift_mm, 0.0])
     grid = Grid.centered(point + shift, cfg.crop_size, cfg.spacing_mm)
     t = _transform(grid, cfg, rng, augment)
     x = _image(case, grid, t, cfg, rng, augment, native=True)
     mask = sample_array(case.native_labels, case.native_labels_grid, grid, t, order=1, cval=0, select=label)
     jitter = rng.uniform(-3.0, 3.0, 3) if augment else np.zeros(3)
     center = t.invert(point + jitter)[0]
-    sigma = float(cfg.params.get("heatmap_sigma_mm", 6.0)) / np.asarray(cfg.spacing_mm, float)
+    sigma = params.heatmap_sigma_mm / np.asarray(cfg.spacing_mm, float)
     heat = gaussian_heatmap(grid.shape_kji, grid.physical_to_index(center)[0], sigma)
     return np.stack([x, heat.astype(np.float32)]), mask[None].astype(np.float32)
 
