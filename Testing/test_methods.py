@@ -59,7 +59,7 @@ def test_the_registry_names_stages_in_run_order_and_refuses_unknown_ones():
         parse_stages("spine,segmentaton")
     with pytest.raises(SpineSegError, match="no stage"):
         parse_stages(" , ")
-    with pytest.raises(SpineSegError, match="unknown method 'nnunet'; methods are payer"):
+    with pytest.raises(SpineSegError, match=f"unknown method 'nnunet'; methods are {', '.join(sorted(REGISTRY))}$"):
         get_method("nnunet")
 
 

@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     stages = pipeline.method.parse_stages(args.stages or pipeline.method.stage_names)
     labels = parse_labels(args.labels)
     cases = discover(args.inputs)
+    if args.centroids and not pipeline.method.resegment_from_points:
+        raise SpineSegError(
+            f"--centroids: pipeline {args.pipeline!r} ({pipeline.method.name}) "
+            "does not start from given vertebra points"
+        )
     if args.centroids and len(cases) != 1:
         raise SpineSegError("--centroids needs exactly one input case")
     if args.centroids and not args.centroids.is_file():
@@ -170,7 +175,7 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress) -> None
     written = []
     if result.labelmap is not None:
         written.append(write_labelmap(result.labelmap, out / names["labels"]))
-    if "vertebrae" in stages or given is not None:
+    if result.centroids or pipeline.method.points_stage in stages or given is not None:
         written.append(write_centroids(result.centroids, out / names["centroids"], reference=image))
     if args.save_heatmaps and result.localization is not None:
         written.append(write_image(result.heatmaps, out / names["heatmaps"]))

@@ -111,8 +111,24 @@ PAYER = MethodSpec(
     resegment_from_points=True,
 )
 
+LU_LUMBAR = MethodSpec(
+    name="lu_lumbar",
+    title="Lu et al.: lumbar localisation U-Net, then the 3D multi-scale XUNet segmenting L1-L5 in the lumbar crop",
+    reference=(
+        "Lu H, Li M, Yu K, Zhang Y, Yu L. Lumbar spine segmentation method based on deep learning. "
+        "J Appl Clin Med Phys 2023; 24: e13996, doi:10.1002/acm2.13996"
+    ),
+    modalities=("ct",),
+    stages=(
+        StageSpec("localisation", "lumbar spine localisation", produces=("spine_box",)),
+        StageSpec("segmentation", "lumbar vertebra segmentation", produces=("labelmap", "centroids")),
+    ),
+    runner="SpineSegLib.methods.lu_lumbar.runner:LumbarPipeline",
+    scope="L1-L5 (L6 when present); other vertebrae are not segmented",
+)
+
 #: name -> spec of every method SpineSeg can run.
-REGISTRY: dict[str, MethodSpec] = {m.name: m for m in (PAYER,)}
+REGISTRY: dict[str, MethodSpec] = {m.name: m for m in (PAYER, LU_LUMBAR)}
 
 
 def get_method(name: str) -> MethodSpec:

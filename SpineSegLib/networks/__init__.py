@@ -8,10 +8,13 @@ from torch import nn
 
 from .scn import SpatialConfigurationNet
 from .unet import UNetAvgLinear3D, UNetRegressor
+from .xunet import LumbarLocalizationUNet, XUNet3D
 
 ARCHITECTURES = {
     "unet": UNetRegressor,
     "scn": SpatialConfigurationNet,
+    "lumbar_unet": LumbarLocalizationUNet,
+    "xunet": XUNet3D,
 }
 
 
@@ -26,4 +29,12 @@ def build_network(config: dict[str, Any]) -> nn.Module:
     return cls(**cfg)
 
 
-__all__ = ["ARCHITECTURES", "SpatialConfigurationNet", "UNetAvgLinear3D", "UNetRegressor", "build_network"]
+__all__ = [
+    "ARCHITECTURES",
+    "LumbarLocalizationUNet",
+    "SpatialConfigurationNet",
+    "UNetAvgLinear3D",
+    "UNetRegressor",
+    "XUNet3D",
+    "build_network",
+]

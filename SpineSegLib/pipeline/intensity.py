@@ -15,8 +15,11 @@ CT_NORMALIZATION: dict[str, Any] = {"type": "ct", "min_hu": -1024.0, "divisor": 
 #: Robust MR scaling: (x - p1) / (p99 - p1) on the whole input, clipped to [0, 1.5].
 MR_NORMALIZATION: dict[str, Any] = {"type": "percentile", "low": 1.0, "high": 99.0, "clip": [0.0, 1.5]}
 
+#: Lu et al. 2023: the bone window (level 400, width 1800 HU) mapped to [0, 1].
+BONE_WINDOW: dict[str, Any] = {"type": "window", "level": 400.0, "width": 1800.0}
+
 #: Fill value (in input units) for parts of a crop outside the image, per normalisation type.
-PAD_VALUE = {"ct": -1024.0, "percentile": 0.0}
+PAD_VALUE = {"ct": -1024.0, "percentile": 0.0, "window": -1024.0}
 
 
 def normalize(array: np.ndarray, spec: dict[str, Any], reference: np.ndarray | None = None) -> np.ndarray:
@@ -29,6 +32,10 @@ def normalize(array: np.ndarray, spec: dict[str, Any], reference: np.ndarray | N
     if kind == "ct":
         out = np.maximum(array.astype(np.float32, copy=False), spec["min_hu"]) / np.float32(spec["divisor"])
         return np.clip(out, -1.0, 1.0, out=out)
+    if kind == "window":
+        lo = np.float32(spec["level"] - spec["width"] / 2.0)
+        out = (array.astype(np.float32, copy=False) - lo) / np.float32(spec["width"])
+        return np.clip(out, 0.0, 1.0, out=out)
     if kind == "percentile":
         lo, hi = percentile_range(array if reference is None else reference, spec)
         out = (array.astype(np.float32, copy=False) - lo) / max(hi - lo, 1e-6)

@@ -9,23 +9,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import SimpleITK as sitk
-import torch
 
 from .. import labels as L
 from ..centroids import Centroids
 from ..errors import SpineSegError
-from ..methods import DEFAULT_PIPELINE, MethodSpec, get_method
-from ..models import Manifest, ModelCard, load_model
+from ..methods import get_method
+from .base import PipelineResult, StagedPipeline, empty_like, open_pipeline  # noqa: F401 (re-exported)
 from .checks import ct_intensity_warning
-from .device import resolve_device
 from .params import PARAMS_BY_STAGE
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .segmentation import segment_vertebrae
-from .spine import SpineBox, localize_spine
-from .vertebrae import VertebraLocalization, localize_vertebrae
+from .spine import localize_spine
+from .vertebrae import localize_vertebrae
 
 log = logging.getLogger(__name__)
 
@@ -37,86 +34,16 @@ NO_SPINE = "no spine found in the image (neither the spine heatmap nor the verte
 _STAGE_SPAN = {"spine": (0.0, 0.05), "vertebrae": (0.05, 0.25), "segmentation": (0.25, 1.0)}
 
 
-@dataclass
-class PipelineResult:
-    spine: SpineBox | None = None
-    localization: VertebraLocalization | None = None
-    centroids: Centroids = field(default_factory=Centroids)
-    labelmap: sitk.Image | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    messages: list[str] = field(default_factory=list)
-
-    @property
-    def heatmaps(self) -> sitk.Image | None:
-        return self.localization.heatmap_image() if self.localization else None
-
-
 def parse_stages(stages: str | Iterable[str]) -> tuple[str, ...]:
     """Stages of the Payer method from ``"a,b"`` or a list, in run order."""
     return METHOD.parse_stages(stages)
 
 
-def open_pipeline(
-    name: str = DEFAULT_PIPELINE,
-    device: str = "auto",
-    manifest: Manifest | None = None,
-    models: dict[str, tuple[torch.nn.Module, ModelCard]] | None = None,
-):
-    """The runner of pipeline ``name`` (the class its method names in the registry).
-
-    An unknown name is a :class:`SpineSegError` that lists the manifest's pipelines.
-    """
-    manifest = manifest or Manifest.load()
-    spec = manifest.method(name)
-    return spec.runner_class()(name, device=device, models=models, manifest=manifest)
-
-
-class Pipeline:
+class Pipeline(StagedPipeline):
     """The full-spine CT pipeline of Payer et al. (spine -> vertebrae -> segmentation)."""
 
-    method: MethodSpec = METHOD
-
-    def __init__(
-        self,
-        name: str = DEFAULT_PIPELINE,
-        device: str = "auto",
-        models: dict[str, tuple[torch.nn.Module, ModelCard]] | None = None,
-        manifest: Manifest | None = None,
-    ):
-        self.name = name
-        self.device = resolve_device(device)
-        self._models = dict(models or {})
-        self._manifest = manifest
-
-    def model(self, stage: str) -> tuple[torch.nn.Module, ModelCard]:
-        if stage not in self._models:
-            manifest = self._manifest or Manifest.load()
-            entry = manifest.entry(self.name, stage)
-            self._models[stage] = load_model(entry.weights, entry.card, entry.sha256, self.device)
-        net, card = self._models[stage]
-        return net.to(self.device).eval(), card
-
-    def card(self, stage: str) -> ModelCard:
-        """The model card of ``stage`` (read without loading the weights)."""
-        if stage in self._models:
-            return self._models[stage][1]
-        manifest = self._manifest or Manifest.load()
-        return ModelCard.read(manifest.entry(self.name, stage).card)
-
-    def check(self, stages: Sequence[str] = STAGES) -> None:
-        """Fail before any work when a card of ``stages`` is not one this method can use.
-
-        The card must be of this method and stage, and its parameters must all be known ones
-        (a typo in a card is an error that names the key and the file, not a silent default).
-        """
-        for stage in parse_stages(stages):
-            card = self.card(stage)
-            where = card.source or f"model card {card.name!r}"
-            if card.method != self.method.name or card.stage != stage:
-                raise SpineSegError(
-                    f"{where}: a {card.method}/{card.stage} card where {self.name!r} needs {self.method.name}/{stage}"
-                )
-            PARAMS_BY_STAGE[stage].from_card(card)
+    method = METHOD
+    params_by_stage = PARAMS_BY_STAGE
 
     def run(
         self,
@@ -189,17 +116,5 @@ class Pipeline:
             )
             result.timings["segmentation"] = time.perf_counter() - t0
         elif "segmentation" in stages:
-            result.labelmap = _empty_like(image)
+            result.labelmap = empty_like(image)
         return self._finish(result, reporter)
-
-    @staticmethod
-    def _finish(result: PipelineResult, reporter: Reporter) -> PipelineResult:
-        result.timings["total"] = sum(v for k, v in result.timings.items() if k != "total")
-        reporter(1.0, "done")
-        return result
-
-
-def _empty_like(image: sitk.Image) -> sitk.Image:
-    out = sitk.Image(image.GetSize(), sitk.sitkUInt8)
-    out.CopyInformation(image)
-    return out

@@ -1,6 +1,9 @@
 """``spineseg-train``: train the stages of a SpineSeg pipeline on VerSe-layout data.
 
     spineseg-train all --data DATA_ROOT --out runs/ct            # spine, vertebrae, segmentation
+    spineseg-train all --method lu_lumbar --data DATA_ROOT --out runs/lumbar  # Lu et al.: both stages
+    spineseg-train export --method lu_lumbar --out runs/lumbar --to models --manifest models/manifest.json \
+        --name-prefix ct-lumbar
     spineseg-train vertebrae --data DATA_ROOT --out runs/ct --iterations 20000
     spineseg-train segmentation --data DATA_ROOT --out runs/ft --init model.safetensors --lr 3e-4  # fine-tune
     spineseg-train export --out runs/ct --to Resources/models --manifest Resources/models/manifest.json
@@ -26,17 +29,28 @@ from pathlib import Path
 from SpineSegLib.errors import SpineSegError
 from SpineSegLib.methods import DEFAULT_METHOD, DEFAULT_PIPELINE, get_method
 
-from .config import PRESETS, stage_config
+from .config import PRESETS, STAGE_KEYS, stage_config
 from .data import find_cases, split_cases
 
 STAGES = get_method(DEFAULT_METHOD).stage_names
+
+
+def method_keys(method: str) -> tuple[str, ...]:
+    """The training keys of ``method``'s stages, in run order (Payer: the bare stage names)."""
+    spec = get_method(method)
+    return tuple(s if spec.name == DEFAULT_METHOD else f"{spec.name}-{s}" for s in spec.stage_names)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGES, "all", "export", "calibrate", "phantoms", "paint", "cache", "pack"))
+    p.add_argument("command", choices=(*STAGE_KEYS, "all", "export", "calibrate", "phantoms", "paint", "cache", "pack"))
+    p.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"all/export: the method whose stages to train or export (default {DEFAULT_METHOD}; e.g. lu_lumbar)",
+    )
     p.add_argument("--data", nargs="+", type=Path, help="VerSe/BIDS dataset root(s) (rawdata/, derivatives/)")
     p.add_argument("--out", required=True, type=Path, help="run folder; one subfolder per stage")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network sizes (default small: CPU)")
@@ -62,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", default="ct", choices=("ct", "mr"))
     p.add_argument("--to", type=Path, help="export: folder for the weights and cards")
     p.add_argument("--manifest", type=Path, help="export: manifest to register the weights in")
-    p.add_argument("--name-prefix", default=DEFAULT_PIPELINE, help="export: file name prefix")
+    p.add_argument(
+        "--name-prefix", default=DEFAULT_PIPELINE, help="export: the pipeline name in the manifest and the file prefix"
+    )
     p.add_argument("--training-data", default="", help="export: description of the training data for the card")
     p.add_argument("--fp32", action="store_true", help="train in float32 (default: mixed precision where supported)")
     p.add_argument("--seeds", nargs=2, type=int, metavar=("FIRST", "STOP"), help="phantoms: seed range")
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             return _pack(args, train, val)
         if args.command == "calibrate":
             return _calibrate(args, cases if args.val >= len(cases) else val)
-        stages = STAGES if args.command == "all" else (args.command,)
+        stages = method_keys(args.method) if args.command == "all" else (args.command,)
         if args.init and len(stages) > 1:
             raise SpineSegError("--init gives the weights of one stage: train that stage alone")
         for stage in stages:
@@ -165,18 +181,20 @@ def _export(args: argparse.Namespace) -> int:
 
     if not args.to:
         raise SpineSegError("export needs --to")
-    for stage in STAGES:
-        run = args.out / stage
+    for key in method_keys(args.method):
+        run = args.out / key
         if not (run / "checkpoints").is_dir():
-            print(f"{stage}: no checkpoints in {run}, skipped")
+            print(f"{key}: no checkpoints in {run}, skipped")
             continue
-        cfg = stage_config(stage, args.preset)
+        cfg = stage_config(key, args.preset)
+        stage = cfg.stage
         weights, card = export_stage(
             run,
             cfg,
             f"{args.name_prefix}-{stage}",
             args.to,
             args.training_data,
+            pipeline=args.name_prefix,
             manifest=args.manifest,
             real_cases=args.real_cases,
             params_from=args.params_from / f"{args.name_prefix}-{stage}.json" if args.params_from else None,

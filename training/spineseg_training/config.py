@@ -37,6 +37,12 @@ class StageConfig:
     validate_every: int = 1000
     checkpoint_every: int = 250
     labels: tuple[int, ...] = ()
+    method: str = "payer"  # the registry method (SpineSegLib.methods) the stage belongs to
+
+    @property
+    def key(self) -> str:
+        """The stage's name in the training CLI, run folders and packs: ``stage`` for Payer, else ``method-stage``."""
+        return self.stage if self.method == "payer" else f"{self.method}-{self.stage}"
 
 
 def _spine(width: int, levels: int, dropout: float) -> StageConfig:
@@ -126,6 +132,18 @@ PRESETS: dict[str, dict[str, StageConfig]] = {
         "segmentation": replace(_segmentation(96, 0.25), iterations=50_000, learning_rate=1e-4),
     },
 }
+
+
+def _add_method_presets() -> None:
+    from .lu_lumbar import stage_configs
+
+    for preset, configs in stage_configs(StageConfig).items():
+        PRESETS[preset].update(configs)
+
+
+_add_method_presets()
+#: Every trainable stage key of every method (``spine`` ... ``lu_lumbar-segmentation``).
+STAGE_KEYS = tuple(PRESETS["small"])
 
 
 def stage_config(stage: str, preset: str = "small", **overrides: Any) -> StageConfig:

@@ -113,4 +113,16 @@ def segmentation_sample(
     return np.stack([x, heat.astype(np.float32)]), mask[None].astype(np.float32)
 
 
-SAMPLERS = {"spine": spine_sample, "vertebrae": vertebrae_sample, "segmentation": segmentation_sample}
+def _samplers() -> dict:
+    from . import lu_lumbar
+
+    return {
+        "spine": spine_sample,
+        "vertebrae": vertebrae_sample,
+        "segmentation": segmentation_sample,
+        **lu_lumbar.SAMPLERS,
+    }
+
+
+#: StageConfig.key -> sample function (case, cfg, rng) -> (input, target).
+SAMPLERS = _samplers()

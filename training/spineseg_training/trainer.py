@@ -54,10 +54,13 @@ class SampleStream(IterableDataset):
         worker = info.id if info else 0
         rng = np.random.default_rng([self.seed, self.rank, worker])
         cached = [self.load(c) for c in self.cases]
-        sampler = SAMPLERS[self.cfg.stage]
+        sampler = SAMPLERS[self.cfg.key]
         while True:
             case = cached[rng.integers(len(cached))]
-            x, y = sampler(case, self.cfg, rng)
+            sample = sampler(case, self.cfg, rng)
+            if sample is None:  # the sampler declined this case (e.g. no lumbar vertebra for a lumbar stage)
+                continue
+            x, y = sample
             yield torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -65,6 +68,7 @@ def model_card(cfg: StageConfig, name: str, training_data: str, validation: dict
     return ModelCard(
         name=name,
         stage=cfg.stage,
+        method=cfg.method,
         network=dict(cfg.network),
         spacing_mm=list(cfg.spacing_mm),
         input_size=list(cfg.crop_size),
@@ -204,7 +208,7 @@ class Trainer:
         if cases is None:
             cases = self._val_loaded = [ValidationCase(c) for c in self.val_cases]
         card = model_card(self.cfg, f"{self.cfg.stage}-validation", self.training_data, {})
-        return run_validation(self.cfg.stage, self.model, card, cases, self.device)
+        return run_validation(self.cfg.key, self.model, card, cases, self.device)
 
     def sample_stream(self) -> SampleStream:
         """Samples from the 1 mm cache, which is built here once, before workers start."""
@@ -261,7 +265,7 @@ class Trainer:
                 group["lr"] = self.learning_rate(self.iteration)
             with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
                 pred = self.net(x)
-            loss = loss_fn(self.cfg.stage, pred.float(), y)
+            loss = loss_fn(self.cfg.key, pred.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # Adaptive clipping: at most 5x the running gradient norm (Payer 2020).

@@ -108,6 +108,10 @@ def run_validation(stage: str, model, card: ModelCard, cases: list[ValidationCas
     was_training = model.training
     model.eval()
     try:
+        if "-" in stage:  # another method's stage (StageConfig.key)
+            from .lu_lumbar import VALIDATORS as METHOD_VALIDATORS
+
+            return METHOD_VALIDATORS[stage](model, card, cases, device)
         return VALIDATORS[stage](model, card, cases, device)
     finally:
         model.train(was_training)

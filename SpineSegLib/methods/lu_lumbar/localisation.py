@@ -1,0 +1,66 @@
+"""Stage 1 of ``lu_lumbar``: the lumbar box from the localisation U-Net's heatmap (paper section 3.2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from ...geometry import Grid
+from ...models import ModelCard
+from ...pipeline.network_input import box_grid, image_box, predict, sample_input
+from ...pipeline.progress import Reporter
+from ...pipeline.spine import SpineBox
+from .params import LocalisationParams
+
+
+def localize_lumbar(
+    image: sitk.Image, model: torch.nn.Module, card: ModelCard, device: torch.device, reporter: Reporter | None = None
+) -> SpineBox | None:
+    """The lumbar crop box (LPS mm), or None when the heatmap has no convincing peak."""
+    reporter = reporter or Reporter()
+    params = LocalisationParams.from_card(card)
+    lo, hi = image_box(image)
+    grid = box_grid(lo, hi, card.spacing_mm, divisor=int(model.size_divisor))
+    x = sample_input(image, grid, card.intensity)
+    reporter(0.3, "lumbar localisation")
+    heat = predict(model, x[None, None], device)[0, 0]
+    reporter(1.0, "lumbar localisation")
+    heat_img = grid.apply(sitk.GetImageFromArray(heat.astype(np.float32)))
+    return lumbar_box_from_heatmap(heat, grid, heat_img, params, (lo, hi))
+
+
+def lumbar_box_from_heatmap(
+    heat: np.ndarray,
+    grid: Grid,
+    heat_img: sitk.Image,
+    params: LocalisationParams,
+    image_bounds: tuple[np.ndarray, np.ndarray],
+) -> SpineBox | None:
+    """Box of the largest 6-connected region above ``relative_threshold`` x peak, expanded and clipped.
+
+    The paper thresholds at 0.3 of the maximum, keeps the region with the largest extent (one bright
+    blob, not the union of every blob) and grows the box by 0.1 of the image size per axis.
+    """
+    peak = float(heat.max())
+    if not peak >= params.min_peak:
+        return None
+    mask = heat > params.relative_threshold * peak
+    lab, n = ndimage.label(mask)  # 6-connectivity: the 3D form of the paper's four-neighbourhood
+    if n > 1:
+        sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
+        mask = lab == (1 + int(np.argmax(sizes)))
+    kji = np.argwhere(mask)
+    lo_idx, hi_idx = kji.min(axis=0)[::-1] - 0.5, kji.max(axis=0)[::-1] + 0.5
+    corners = np.array(
+        [[a, b, c] for a in (lo_idx[0], hi_idx[0]) for b in (lo_idx[1], hi_idx[1]) for c in (lo_idx[2], hi_idx[2])]
+    )
+    pts = grid.index_to_physical(corners)
+    ilo, ihi = (np.asarray(v, float) for v in image_bounds)
+    grow = params.expand_fraction * (ihi - ilo)
+    lo = np.maximum(pts.min(axis=0) - grow, ilo)
+    hi = np.minimum(pts.max(axis=0) + grow, ihi)
+    weights = heat[mask]
+    center_idx = (kji[:, ::-1] * weights[:, None]).sum(axis=0) / weights.sum()
+    return SpineBox(lo=lo, hi=hi, center=grid.index_to_physical(center_idx)[0], peak=peak, heatmap=heat_img)
