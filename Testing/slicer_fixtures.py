@@ -190,8 +190,37 @@ def tiny_models() -> dict:
     return {k: (net.eval(), card) for k, (net, card) in models.items()}
 
 
-def write_tiny_resources(root: str | os.PathLike, pipeline: str = "ct-full-spine") -> Path:
-    """Write the tiny model set as ``<root>/Resources`` (models + manifest); returns that folder."""
+def tiny_lumbar_models(**segmentation_params) -> dict:
+    """Random (seeded) tiny ``lu_lumbar`` networks whose cards let anything through: for well-formedness checks.
+
+    The localisation card accepts any heatmap peak and the segmentation card keeps vertebrae of any
+    size, so the pipeline always reaches its end; what the random networks segment means nothing.
+    """
+    import torch
+
+    from SpineSegLib.models import ModelCard
+    from SpineSegLib.networks import build_network
+    from SpineSegLib.pipeline.intensity import BONE_WINDOW, CT_NORMALIZATION
+
+    torch.manual_seed(3)
+    loc_cfg = {"architecture": "lumbar_unet", "width": 4, "num_levels": 3}
+    seg_cfg = {"architecture": "xunet", "out_channels": 7, "width": 4}
+    loc = ModelCard(
+        "tiny-lumbar-localisation", "localisation", loc_cfg, [8.0] * 3, [16] * 3, dict(CT_NORMALIZATION),
+        params={"min_peak": -1e9, "relative_threshold": 0.3}, method="lu_lumbar",
+    )  # fmt: skip
+    seg = ModelCard(
+        "tiny-lumbar-segmentation", "segmentation", seg_cfg, [4.0] * 3, [16] * 3, dict(BONE_WINDOW),
+        labels=[20, 21, 22, 23, 24, 25], params={"min_volume_mm3": 0.0, **segmentation_params}, method="lu_lumbar",
+    )  # fmt: skip
+    return {"localisation": (build_network(loc_cfg).eval(), loc), "segmentation": (build_network(seg_cfg).eval(), seg)}
+
+
+def write_tiny_resources(root: str | os.PathLike, pipeline: str = "ct-full-spine", lumbar: bool = False) -> Path:
+    """Write the tiny model set as ``<root>/Resources`` (models + manifest); returns that folder.
+
+    ``lumbar``: also the random tiny ``ct-lumbar`` models (:func:`tiny_lumbar_models`).
+    """
     from SpineSegLib.models import save_model
 
     resources = Path(root) / "Resources"
@@ -201,6 +230,17 @@ def write_tiny_resources(root: str | os.PathLike, pipeline: str = "ct-full-spine
         weights, card_path = save_model(net, card, folder)
         stages[stage] = {"weights": weights.name, "card": card_path.name, "sha256": card.sha256}
     manifest = {"pipelines": {pipeline: {"title": "CT full spine (tiny test models)", "stages": stages}}}
+    if lumbar:
+        lumbar_stages = {}
+        for stage, (net, card) in tiny_lumbar_models().items():
+            weights, card_path = save_model(net, card, folder)
+            lumbar_stages[stage] = {"weights": weights.name, "card": card_path.name, "sha256": card.sha256}
+        manifest["pipelines"]["ct-lumbar"] = {
+            "title": "CT lumbar (random tiny test models)",
+            "method": "lu_lumbar",
+            "modality": "ct",
+            "stages": lumbar_stages,
+        }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return resources
 

@@ -339,3 +339,24 @@ def test_ct_appearance_benchmark_prints_one_row_per_image(tmp_path):
     # The real appearance's shell is dimmer than the classic one's (rim median, second column group).
     rim = [float(row.split("|")[3].split()[0]) for row in rows]
     assert rim[1] < rim[0] and rim[2] < rim[0]
+
+
+def test_bench_lumbar_quick_scores_only_lumbar_levels_and_pools_them(tmp_path):
+    out = tmp_path / "lumbar.json"
+    _run("bench_lumbar.py", "--data", str(tmp_path / "data"), "--out", str(out), "--markdown", str(tmp_path / "l.md"))
+    res = json.loads(out.read_text())
+    assert res["settings"]["pipelines"] == ["ct-lumbar", "ct-full-spine"] and len(res["phantoms"]) == 2
+    for case in res["phantoms"]:
+        mask = next((tmp_path / "data" / "derivatives").rglob(case["case"].replace("_ct.", "_seg-vert_msk.")))
+        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(mask)))
+        from SpineSegLib import labels as L
+
+        lumbar = [L.name_of(v) for v in L.anatomical_order(int(v) for v in np.unique(gt) if 20 <= v <= 25)]
+        for run in case["runs"].values():
+            assert list(run["levels"]) == lumbar  # every ground-truth lumbar level, nothing else
+    for name in res["settings"]["pipelines"]:
+        levels = [lv for c in res["phantoms"] for lv in c["runs"][name]["levels"].values()]
+        p = res["pooled"]["phantoms"][name]
+        assert p["vertebrae"] == len(levels) and _close(p["dice"], float(np.mean([lv["dice"] for lv in levels])))
+        assert p["identified"] == sum(lv["identified"] for lv in levels)
+    assert res["goal"]["phantom"] == ("met" if res["goal"]["phantom_dice"] >= 0.93 else "MISSED")

@@ -28,7 +28,7 @@ from SpineSegLib.models import ModelCard
 from SpineSegLib.networks import LumbarLocalizationUNet, XUNet3D, build_network
 from SpineSegLib.networks.xunet import InceptionBlock3D
 from SpineSegLib.phantom import PhantomConfig
-from SpineSegLib.pipeline.intensity import BONE_WINDOW, CT_NORMALIZATION, normalize
+from SpineSegLib.pipeline.intensity import BONE_WINDOW, normalize
 from SpineSegLib.pipeline.network_input import image_box
 
 
@@ -103,20 +103,9 @@ def test_softmax_loss_matches_monai_dice_ce_where_every_class_is_present():
 
 
 def _tiny_models(**seg_params) -> dict:
-    torch.manual_seed(3)
-    loc_net = LumbarLocalizationUNet(width=4, num_levels=3).eval()
-    seg_net = XUNet3D(out_channels=7, width=4).eval()
-    common = dict(intensity=dict(CT_NORMALIZATION), method="lu_lumbar")
-    loc = ModelCard(
-        name="loc", stage="localisation", network={}, spacing_mm=[8.0] * 3, input_size=[16] * 3,
-        params={"min_peak": -1e9, "relative_threshold": 0.3}, **common,
-    )  # fmt: skip
-    seg = ModelCard(
-        name="seg", stage="segmentation", network={}, spacing_mm=[4.0] * 3, input_size=[16] * 3,
-        labels=[20, 21, 22, 23, 24, 25], params={"min_volume_mm3": 0.0, **seg_params}, **common,
-    )  # fmt: skip
-    seg.intensity = dict(BONE_WINDOW)
-    return {"localisation": (loc_net, loc), "segmentation": (seg_net, seg)}
+    from slicer_fixtures import tiny_lumbar_models
+
+    return tiny_lumbar_models(**seg_params)
 
 
 @pytest.fixture(scope="module")
