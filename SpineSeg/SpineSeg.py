@@ -100,6 +100,7 @@ class SpineSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.deviceComboBox.addItem(text, device)
         self._fillPipelines()
         self._fillHeatmapChannels()
+        self._showStageButtons()
 
         self._timer = qt.QTimer()
         self._timer.setInterval(200)
@@ -109,9 +110,11 @@ class SpineSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.ui.runSpineButton.connect("clicked(bool)", lambda: self._startRun(("spine",)))
-        self.ui.runVertebraeButton.connect("clicked(bool)", lambda: self._startRun(logic.POINT_STAGES))
-        self.ui.runSegmentationButton.connect("clicked(bool)", lambda: self._startRun(("segmentation",)))
+        self.ui.runSpineButton.connect("clicked(bool)", lambda: self._startRun(self._actions().run_first))
+        self.ui.runVertebraeButton.connect("clicked(bool)", lambda: self._startRun(self._actions().run_points))
+        self.ui.runSegmentationButton.connect(
+            "clicked(bool)", lambda: self._startRun(self._actions().segment_from_points)
+        )
         self.ui.updateSegmentationButton.connect("clicked(bool)", self.onUpdateSegmentation)
         self.ui.shiftUpButton.connect("clicked(bool)", lambda: self.onShiftLabels(-1))
         self.ui.shiftDownButton.connect("clicked(bool)", lambda: self.onShiftLabels(+1))
@@ -199,7 +202,25 @@ class SpineSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addLog(_("Cancelling..."))
             self._run.cancel()
             return
-        self._startRun(logic.STAGES)
+        self._startRun(None)
+
+    def _actions(self) -> logic.StageActions:
+        """The buttons the selected pipeline's method supports (SpineSegSlicerLib.logic.stage_actions)."""
+        pipeline = self.ui.pipelineComboBox.currentData or logic.DEFAULT_PIPELINE
+        try:
+            return logic.stage_actions(self.logic.method_of(pipeline))
+        except Exception as exc:  # an unreadable manifest: the default method's buttons, the run reports it
+            logging.warning(f"SpineSeg: method of {pipeline} unknown: {exc}")
+            return logic.stage_actions(logic.METHOD)
+
+    def _showStageButtons(self) -> None:
+        """Hide the buttons the selected method does not support (not left to fail)."""
+        actions = self._actions()
+        self.ui.runSpineButton.visible = actions.run_first is not None
+        self.ui.runVertebraeButton.visible = actions.run_points is not None
+        self.ui.runSegmentationButton.visible = actions.segment_from_points is not None
+        self.ui.updateSegmentationButton.visible = actions.resegment_edited
+        self.ui.heatmapChannelComboBox.visible = actions.heatmaps
 
     def _startRun(self, stages) -> None:
         volume = self._parameterNode.inputVolume
@@ -333,6 +354,7 @@ class SpineSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.pipeline = self.ui.pipelineComboBox.itemData(index) or logic.DEFAULT_PIPELINE
         self._updateModelStatus()
+        self._showStageButtons()
 
     def onDeviceChanged(self, index) -> None:
         if self._parameterNode:

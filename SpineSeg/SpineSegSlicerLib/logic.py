@@ -30,7 +30,7 @@ import SimpleITK as sitk
 
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
-from SpineSegLib.methods import DEFAULT_PIPELINE, get_method
+from SpineSegLib.methods import DEFAULT_PIPELINE, MethodSpec, get_method
 
 from . import editing, results
 from . import nodes as N
@@ -45,6 +45,52 @@ POINT_STAGES = METHOD.stages_through(METHOD.points_stage)
 DEVICES = ("auto", "cpu", "cuda")
 ProgressCallback = Callable[[float, str], None]
 LogCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StageActions:
+    """What the module's buttons run for one method (None: the button is hidden for that method).
+
+    ``run_all``: every stage. ``run_first``: the first stage alone (the region box), offered where the
+    method has a point-review step. ``run_points``: up to the vertebra points, for review before
+    segmenting. ``segment_from_points`` / ``resegment_edited``: segmentation from the (edited) points.
+    ``heatmaps``: the method has heatmap channels to show. Label shift and rename work for every method.
+    """
+
+    run_all: tuple[str, ...]
+    run_first: tuple[str, ...] | None
+    run_points: tuple[str, ...] | None
+    segment_from_points: tuple[str, ...] | None
+    resegment_edited: bool
+    heatmaps: bool
+
+
+def stage_actions(spec: MethodSpec) -> StageActions:
+    """The buttons ``spec`` supports; the others are hidden, not left to fail."""
+    points = spec.stages_through(spec.points_stage) if spec.points_stage else None
+    from_points = None
+    if spec.resegment_from_points:
+        from_points = tuple(s.name for s in spec.stages if "centroids" in s.needs)
+    return StageActions(
+        run_all=spec.stage_names,
+        run_first=spec.stage_names[:1] if points and len(points) > 1 else None,
+        run_points=points,
+        segment_from_points=from_points or None,
+        resegment_edited=bool(from_points),
+        heatmaps=spec.heatmap_stage is not None,
+    )
+
+
+def _needs_points(spec: MethodSpec, stages: Sequence[str]) -> bool:
+    """Whether ``stages`` start from points no stage among them makes (segmentation from given points)."""
+    made = False
+    for stage in spec.stages:
+        if stage.name not in stages:
+            continue
+        if "centroids" in stage.needs and not made:
+            return True
+        made = made or "centroids" in stage.produces
+    return False
 
 
 class SpineSegRunError(RuntimeError):
@@ -130,6 +176,20 @@ class SpineSegLogic:
         self.installer = installer  # dependencies.Installer; None: no dependency check before runs
         self._heatmap_dir: Path | None = None
 
+    def method_of(self, pipeline: str) -> MethodSpec:
+        """The registered method ``pipeline`` runs, from the manifest the subprocess will use."""
+        from SpineSegLib.errors import SpineSegError
+        from SpineSegLib.models import Manifest
+
+        resources = self.environment.get("SPINESEG_RESOURCES")
+        path = Path(resources) / "models" / "manifest.json" if resources else None
+        try:
+            return Manifest.load(path).method(pipeline)
+        except SpineSegError as exc:
+            if pipeline != DEFAULT_PIPELINE:
+                raise SpineSegRunError(str(exc)) from None
+            return METHOD  # no manifest yet: the run itself reports the missing models
+
     # ------------------------------------------------------------------------------------------
     # Subprocess
 
@@ -168,7 +228,7 @@ class SpineSegLogic:
     def start(
         self,
         volume,
-        stages: Sequence[str] = STAGES,
+        stages: Sequence[str] | None = None,
         pipeline: str = DEFAULT_PIPELINE,
         device: str = "auto",
         centroids: Centroids | None = None,
@@ -177,11 +237,15 @@ class SpineSegLogic:
         log: LogCallback | None = None,
         kind: str = "run",
     ) -> PipelineRun:
-        """Export ``volume`` and start the subprocess; returns at once."""
-        stages = tuple(s for s in STAGES if s in stages)
-        if not stages:
-            raise ValueError("no stage to run")
-        if "segmentation" in stages and "vertebrae" not in stages and not centroids:
+        """Export ``volume`` and start the subprocess; returns at once. ``stages``: default all of the method's."""
+        from SpineSegLib.errors import SpineSegError
+
+        spec = self.method_of(pipeline)
+        try:
+            stages = spec.parse_stages(spec.stage_names if stages is None else stages)
+        except SpineSegError as exc:
+            raise ValueError(str(exc)) from None
+        if _needs_points(spec, stages) and not centroids:
             raise ValueError("the segmentation stage needs vertebra points: run the vertebrae stage first")
         self.work_root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="run-", dir=self.work_root))
@@ -211,7 +275,7 @@ class SpineSegLogic:
     def process(
         self,
         inputVolume,
-        stages: Sequence[str] = STAGES,
+        stages: Sequence[str] | None = None,
         pipeline: str = DEFAULT_PIPELINE,
         device: str = "auto",
         waitForCompletion: bool = True,
@@ -219,14 +283,16 @@ class SpineSegLogic:
         progressCallback: ProgressCallback | None = None,
         logCallback: LogCallback | None = None,
     ):
-        """Run ``stages`` on ``inputVolume``; blocking: the :class:`RunOutcome`, else the :class:`PipelineRun`.
+        """Run ``stages`` (default: all of the pipeline's) on ``inputVolume``.
+
+        Blocking: the :class:`RunOutcome`, else the :class:`PipelineRun`.
 
         The segmentation stage without the vertebrae stage uses the volume's current vertebra points.
         ``interactive`` allows dialogs (dependency installation); without it nothing is ever asked.
         """
         self._check_dependencies(interactive, logCallback)
         centroids = None
-        if "segmentation" in stages and "vertebrae" not in stages:
+        if stages is not None and _needs_points(self.method_of(pipeline), stages):
             markups = results.find_output(inputVolume, results.ROLE_CENTROIDS)
             if markups is None:
                 raise ValueError("no vertebra points for this volume yet: run the vertebrae stage first")
