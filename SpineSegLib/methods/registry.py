@@ -127,8 +127,23 @@ LU_LUMBAR = MethodSpec(
     scope="L1-L5 (L6 when present); other vertebrae are not segmented",
 )
 
+MASUZAWA = MethodSpec(
+    name="masuzawa",
+    title="Masuzawa et al.: cervical/thoracic/lumbar regions, then an iterative instance network with a memory channel",
+    reference=(
+        "Masuzawa N, Kitamura Y, Nakamura K, Iizuka S, Simo-Serra E. Automatic Segmentation, Localization, and "
+        "Identification of Vertebrae in 3D CT Images Using Cascaded Convolutional Neural Networks. MICCAI 2020"
+    ),
+    modalities=("ct",),
+    stages=(
+        StageSpec("regions", "spine regions (cervical, thoracic, lumbar)", produces=("spine_box",)),
+        StageSpec("instances", "vertebrae one by one", produces=("labelmap", "centroids")),
+    ),
+    runner="SpineSegLib.methods.masuzawa.runner:IterativePipeline",
+)
+
 #: name -> spec of every method SpineSeg can run.
-REGISTRY: dict[str, MethodSpec] = {m.name: m for m in (PAYER, LU_LUMBAR)}
+REGISTRY: dict[str, MethodSpec] = {m.name: m for m in (PAYER, LU_LUMBAR, MASUZAWA)}
 
 
 def get_method(name: str) -> MethodSpec:

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from .fcn import FCN3D
 from .scn import SpatialConfigurationNet
 from .unet import UNetAvgLinear3D, UNetRegressor
 from .xunet import LumbarLocalizationUNet, XUNet3D
@@ -15,6 +16,7 @@ ARCHITECTURES = {
     "scn": SpatialConfigurationNet,
     "lumbar_unet": LumbarLocalizationUNet,
     "xunet": XUNet3D,
+    "fcn": FCN3D,
 }
 
 
@@ -31,6 +33,7 @@ def build_network(config: dict[str, Any]) -> nn.Module:
 
 __all__ = [
     "ARCHITECTURES",
+    "FCN3D",
     "LumbarLocalizationUNet",
     "SpatialConfigurationNet",
     "UNetAvgLinear3D",

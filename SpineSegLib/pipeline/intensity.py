@@ -17,6 +17,8 @@ MR_NORMALIZATION: dict[str, Any] = {"type": "percentile", "low": 1.0, "high": 99
 
 #: Lu et al. 2023: the bone window (level 400, width 1800 HU) mapped to [0, 1].
 BONE_WINDOW: dict[str, Any] = {"type": "window", "level": 400.0, "width": 1800.0}
+#: Masuzawa et al. 2020: HU clipped to [-512, 1024] and mapped to [-1, 1] (a window with an output range).
+MASUZAWA_WINDOW: dict[str, Any] = {"type": "window", "level": 256.0, "width": 1536.0, "out": [-1.0, 1.0]}
 
 #: Fill value (in input units) for parts of a crop outside the image, per normalisation type.
 PAD_VALUE = {"ct": -1024.0, "percentile": 0.0, "window": -1024.0}
@@ -32,10 +34,14 @@ def normalize(array: np.ndarray, spec: dict[str, Any], reference: np.ndarray | N
     if kind == "ct":
         out = np.maximum(array.astype(np.float32, copy=False), spec["min_hu"]) / np.float32(spec["divisor"])
         return np.clip(out, -1.0, 1.0, out=out)
-    if kind == "window":
+    if kind == "window":  # [level - width/2, level + width/2] HU -> ``out`` (default [0, 1]), clipped
         lo = np.float32(spec["level"] - spec["width"] / 2.0)
         out = (array.astype(np.float32, copy=False) - lo) / np.float32(spec["width"])
-        return np.clip(out, 0.0, 1.0, out=out)
+        out = np.clip(out, 0.0, 1.0, out=out)
+        a, b = spec.get("out", (0.0, 1.0))
+        if (a, b) != (0.0, 1.0):
+            out = (out * np.float32(b - a) + np.float32(a)).astype(np.float32, copy=False)
+        return out
     if kind == "percentile":
         lo, hi = percentile_range(array if reference is None else reference, spec)
         out = (array.astype(np.float32, copy=False) - lo) / max(hi - lo, 1e-6)

@@ -135,9 +135,9 @@ PRESETS: dict[str, dict[str, StageConfig]] = {
 
 
 def _add_method_presets() -> None:
-    from .lu_lumbar import stage_configs
+    from .method_modules import presets
 
-    for preset, configs in stage_configs(StageConfig).items():
+    for preset, configs in presets(StageConfig).items():
         PRESETS[preset].update(configs)
 
 

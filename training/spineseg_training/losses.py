@@ -21,9 +21,9 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 def loss_fn(stage: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The loss of ``stage`` (a StageConfig.key: Payer's stage names, or ``method-stage``)."""
     if "-" in stage:
-        from .lu_lumbar import LOSSES
+        from .method_modules import losses
 
-        return LOSSES[stage](pred, target)
+        return losses()[stage](pred, target)
     if stage == "segmentation":
         # Sigmoid cross-entropy (the paper's loss) plus soft Dice, which the Dice goal rewards directly.
         return F.binary_cross_entropy_with_logits(pred, target) + soft_dice_loss(pred, target)

@@ -114,14 +114,9 @@ def segmentation_sample(
 
 
 def _samplers() -> dict:
-    from . import lu_lumbar
+    from .method_modules import samplers
 
-    return {
-        "spine": spine_sample,
-        "vertebrae": vertebrae_sample,
-        "segmentation": segmentation_sample,
-        **lu_lumbar.SAMPLERS,
-    }
+    return {"spine": spine_sample, "vertebrae": vertebrae_sample, "segmentation": segmentation_sample, **samplers()}
 
 
 #: StageConfig.key -> sample function (case, cfg, rng) -> (input, target).

@@ -109,9 +109,9 @@ def run_validation(stage: str, model, card: ModelCard, cases: list[ValidationCas
     model.eval()
     try:
         if "-" in stage:  # another method's stage (StageConfig.key)
-            from .lu_lumbar import VALIDATORS as METHOD_VALIDATORS
+            from .method_modules import validators
 
-            return METHOD_VALIDATORS[stage](model, card, cases, device)
+            return validators()[stage](model, card, cases, device)
         return VALIDATORS[stage](model, card, cases, device)
     finally:
         model.train(was_training)

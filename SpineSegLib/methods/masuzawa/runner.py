@@ -1,0 +1,96 @@
+"""The ``masuzawa`` runner: regions and spine box, the walk, labels counted from a region boundary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ... import labels as L
+from ...centroids import Centroids
+from ...errors import SpineSegError
+from ...geometry import Grid
+from ...labelmap import label_centroids
+from ...methods import get_method
+from ...pipeline.base import PipelineResult, StagedPipeline, empty_like
+from ...pipeline.checks import ct_intensity_warning
+from ...pipeline.progress import CancelCheck, ProgressCallback, Reporter
+from ...pipeline.segmentation import merge_vertebrae
+from .instances import place_on_image, walk_spine
+from .labelling import count_labels
+from .params import PARAMS_BY_STAGE, InstanceParams
+from .regions import segment_regions
+
+log = logging.getLogger(__name__)
+
+NO_SPINE = "no spine found in the image (the region network finds no cervical, thoracic or lumbar vertebrae)"
+
+
+class IterativePipeline(StagedPipeline):
+    """Masuzawa et al. 2020: Semantic Segmentation Net -> Iterative Instance Segmentation Net."""
+
+    method = get_method("masuzawa")
+    params_by_stage = PARAMS_BY_STAGE
+
+    def run(
+        self,
+        image: sitk.Image,
+        *,
+        stages: Sequence[str] | None = None,
+        centroids: Centroids | None = None,
+        labels: Iterable[int] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> PipelineResult:
+        """Both stages on ``image`` (the walk needs the spine box); ``labels`` keeps only those vertebrae."""
+        stages = self.method.parse_stages(stages or self.method.stage_names)
+        if centroids is not None:
+            raise SpineSegError(f"pipeline {self.name!r} ({self.method.name}) cannot start from given vertebra points")
+        if "instances" in stages and "regions" not in stages:
+            raise SpineSegError(
+                "the iterative instance segmentation needs the spine regions: run the regions stage too"
+            )
+        self.check(stages)
+        reporter = Reporter(progress, cancel)
+        result = PipelineResult()
+        warning = ct_intensity_warning(image)
+        if warning:
+            log.warning(warning)
+            result.messages.append(warning)
+        net, card = self.model("regions")
+        t0 = time.perf_counter()
+        regions = segment_regions(
+            image, net, card, self.device, reporter.part(0.0, 0.1 if "instances" in stages else 1.0)
+        )
+        result.timings["regions"] = time.perf_counter() - t0
+        result.spine = regions.box
+        if regions.box is None:
+            result.messages.append(NO_SPINE)
+            if "instances" in stages:
+                result.labelmap = empty_like(image)
+            return self._finish(result, reporter)
+        if "instances" in stages:
+            net, card = self.model("instances")
+            t0 = time.perf_counter()
+            found = walk_spine(image, regions.box, net, card, self.device, reporter.part(0.1, 0.95))
+            named, how = count_labels(regions.region_at(np.array([f.centre for f in found]))) if found else ([], "")
+            if how.startswith("no "):
+                result.messages.append(f"labels: {how}")
+            wanted = None if labels is None else {int(v) for v in labels}
+            keep = [lab if lab is not None and (wanted is None or lab in wanted) else None for lab in named]
+            params = InstanceParams.from_card(card)
+            out = merge_vertebrae(place_on_image(found, keep, image), Grid.of(image).shape_kji, params.threshold, True)
+            result.labelmap = sitk.GetImageFromArray(out)
+            result.labelmap.CopyInformation(image)
+            result.timings["instances"] = time.perf_counter() - t0
+            result.centroids = label_centroids(result.labelmap)
+            if not result.centroids:
+                result.messages.append("no vertebra segmented")
+            dropped = len([n for n in named if n is None])
+            if dropped:
+                result.messages.append(f"{dropped} segmented structure(s) beyond C1-L6 by the count: not labelled")
+            log.info("walk: %d vertebrae, %s", len(found), ", ".join(L.name_of(n) for n in named if n))
+        return self._finish(result, reporter)
