@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="only (re)segment these vertebrae, e.g. L1,L2 or 20,21")
     p.add_argument("--save-heatmaps", action="store_true", help="also write the vertebra heatmaps")
     p.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="also write a DICOM Segmentation referencing the input series (<case>_seg-vert_msk.dcm; "
+        "DICOM folder inputs only; needs highdicom)",
+    )
+    p.add_argument(
         "--pipeline",
         default=DEFAULT_PIPELINE,
         help=f"pipeline from the model manifest (default {DEFAULT_PIPELINE}; `spineseg pipelines` lists them)",
@@ -112,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
     stages = pipeline.method.parse_stages(args.stages or pipeline.method.stage_names)
     labels = parse_labels(args.labels)
     cases = discover(args.inputs)
+    if args.dicom_seg:
+        from ..io.dicom_seg import _highdicom
+
+        _highdicom()  # a missing library is said before any work
+        not_dicom = [str(c.path) for c in cases if not c.path.is_dir()]
+        if not_dicom:
+            raise SpineSegError(f"--dicom-seg needs DICOM folder inputs; not DICOM series: {', '.join(not_dicom[:3])}")
     if args.centroids and not pipeline.method.resegment_from_points:
         raise SpineSegError(
             f"--centroids: pipeline {args.pipeline!r} ({pipeline.method.name}) "
@@ -188,6 +201,21 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress) -> None
             },
             out / f"{case.name}_heatmaps.json",
         )
+    if args.dicom_seg and result.labelmap is not None:
+        from ..io.dicom_seg import write_dicom_seg
+
+        shas = {stage: pipeline.card(stage).sha256 for stage in stages if stage in pipeline.method.stage_names}
+        seg = write_dicom_seg(
+            result.labelmap,
+            case.path,
+            out / f"{case.name}_seg-vert_msk.dcm",
+            pipeline=args.pipeline,
+            weights_sha256=shas,
+        )
+        if seg is not None:
+            written.append(seg)
+        else:
+            print(f"spineseg: warning: {case.name}: no vertebra segmented: no DICOM SEG written", file=sys.stderr)
     if result.labelmap is not None or result.centroids:
         written.append(
             write_snapshot(out / names["snapshot"], image, result.labelmap, result.centroids, title=case.name)
