@@ -8,8 +8,10 @@ dependencies (torch, monai) only when they run, so ``spineseg --help`` is instan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
 import warnings
 
@@ -26,6 +28,15 @@ SUBCOMMANDS = {
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what shells and schedulers expect
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, containers, cluster schedulers): stopped like Ctrl-C, files left whole."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def _format_warning(message, category, filename, lineno, line=None):
@@ -54,14 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="spineseg: %(message)s")
     warnings.formatwarning = _format_warning
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args._module.run(args) or 0)
     except SpineSegError as exc:
         print(f"spineseg: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated:
+        print(
+            "spineseg: terminated (SIGTERM); finished cases are kept, the others run again next time", file=sys.stderr
+        )
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("spineseg: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """``spineseg run``: the full pipeline on one case or a cohort, resumable and atomic.
 
-Each case's outputs are written atomically; ``<case>_timings.json`` is written last, so a
-case counts as finished exactly when it exists. A killed batch re-run skips finished cases.
+Each case's outputs are written atomically; ``<case>_timings.json`` is written last with the run
+record (input, pipeline, stages, labels, centroids, models, options: :mod:`.case_state`), so a case
+counts as finished when it exists with the same record and every output; a re-run skips those and
+recomputes the others, saying why. A lock per case keeps two runs from computing one case.
 """
 
 from __future__ import annotations
@@ -97,6 +99,15 @@ class _Progress:
         elif self.mode == "bar":  # between cases (e.g. a skipped one): no bar to show the message on
             self._tqdm.write(f"spineseg: {message}", file=sys.stderr)
 
+    def note(self, fraction: float, message: str) -> None:
+        """A message about a case (done, recomputed and why, skipped): shown in every mode, even "none"."""
+        if self.mode == "none":
+            print(f"spineseg: {message}", file=sys.stderr, flush=True)
+        elif self.mode == "bar" and self.stage_bar is None:
+            self._tqdm.write(f"spineseg: {message}", file=sys.stderr)
+        else:
+            self.emit(fraction, message)
+
     def end_case(self) -> None:
         if self.stage_bar is not None:
             self.stage_bar.close()
@@ -112,6 +123,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     from .. import bids
     from ..pipeline import open_pipeline
+    from .case_state import case_lock, run_record, why_recompute
     from .inputs import discover
 
     pipeline = open_pipeline(args.pipeline, device=args.device)
@@ -140,22 +152,30 @@ def run(args: argparse.Namespace) -> int:
     try:
         for i, case in enumerate(cases):
             names = bids.output_names(case.name)
-            done = args.output / names["timings"]
-            if done.exists() and not args.force:
-                progress.index = i  # this case's slice of the overall progress, not the previous case's
-                progress.emit(1.0, f"{case.name}: already done (use --force to recompute)")
+            record = run_record(case.path, args, pipeline, stages, labels, args.centroids)
+            reason = "--force" if args.force else why_recompute(args.output / names["timings"], record)
+            progress.index = i  # this case's slice of the overall progress, not the previous case's
+            if reason is None:
+                progress.note(1.0, f"{case.name}: already done (use --force to recompute)")
                 progress.end_case()
                 continue
-            progress.start_case(i, case.name)
-            try:
-                _run_case(case, args, pipeline, stages, labels, progress)
-            except InputError as exc:
-                if len(cases) == 1:
-                    raise
-                failures.append(str(exc))
-                print(f"spineseg: error: {exc}", file=sys.stderr)
-            finally:
-                progress.end_case()
+            with case_lock(args.output, case.name) as holder:
+                if holder is not None:
+                    progress.note(1.0, f"{case.name}: skipped, being computed by {holder}")
+                    progress.end_case()
+                    continue
+                if reason not in ("not done yet", "--force"):
+                    progress.note(0.0, f"{case.name}: recomputing: {reason}")
+                progress.start_case(i, case.name)
+                try:
+                    _run_case(case, args, pipeline, stages, labels, progress, record)
+                except InputError as exc:
+                    if len(cases) == 1:
+                        raise
+                    failures.append(str(exc))
+                    print(f"spineseg: error: {exc}", file=sys.stderr)
+                finally:
+                    progress.end_case()
     finally:
         progress.close()
     if failures:
@@ -163,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_case(case, args, pipeline, stages, labels, progress: _Progress) -> None:
+def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record: dict) -> None:
     import time
 
     from .. import bids
@@ -230,5 +250,6 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress) -> None
         "vertebrae": [L.name_of(lab) for lab in result.centroids.labels],
         "messages": result.messages,
         "outputs": [p.name for p in written],
+        "record": record,  # what these outputs depend on: a rerun with anything else recomputes the case
     }
     write_json_atomic(timings, out / names["timings"])
