@@ -216,6 +216,13 @@ def tiny_lumbar_models(**segmentation_params) -> dict:
     return {"localisation": (build_network(loc_cfg).eval(), loc), "segmentation": (build_network(seg_cfg).eval(), seg)}
 
 
+def _entry(weights: Path, card_path: Path, card) -> dict:
+    """A manifest stage entry with both hashes (weights and card)."""
+    from SpineSegLib.models import sha256_of
+
+    return {"weights": weights.name, "card": card_path.name, "sha256": card.sha256, "card_sha256": sha256_of(card_path)}
+
+
 def write_tiny_resources(root: str | os.PathLike, pipeline: str = "ct-full-spine", lumbar: bool = False) -> Path:
     """Write the tiny model set as ``<root>/Resources`` (models + manifest); returns that folder.
 
@@ -228,13 +235,13 @@ def write_tiny_resources(root: str | os.PathLike, pipeline: str = "ct-full-spine
     stages = {}
     for stage, (net, card) in tiny_models().items():
         weights, card_path = save_model(net, card, folder)
-        stages[stage] = {"weights": weights.name, "card": card_path.name, "sha256": card.sha256}
+        stages[stage] = _entry(weights, card_path, card)
     manifest = {"pipelines": {pipeline: {"title": "CT full spine (tiny test models)", "stages": stages}}}
     if lumbar:
         lumbar_stages = {}
         for stage, (net, card) in tiny_lumbar_models().items():
             weights, card_path = save_model(net, card, folder)
-            lumbar_stages[stage] = {"weights": weights.name, "card": card_path.name, "sha256": card.sha256}
+            lumbar_stages[stage] = _entry(weights, card_path, card)
         manifest["pipelines"]["ct-lumbar"] = {
             "title": "CT lumbar (random tiny test models)",
             "method": "lu_lumbar",

@@ -125,8 +125,11 @@ def _edit_card(resources: Path, stage: str, **params) -> Path:
 def test_run_with_a_mistyped_card_parameter_stops_before_any_work_naming_key_and_card(
     tiny, lumbar, tmp_path, monkeypatch, capsys
 ):
+    from spineseg_training.export import update_card_hashes
+
     res = shutil.copytree(tiny, tmp_path / "Resources")
     card = _edit_card(res, "segmentation", treshold=0.7)
+    update_card_hashes(res / "models" / "manifest.json")  # as if re-registered: the card's own check is next
     monkeypatch.setenv("SPINESEG_RESOURCES", str(res))
     out = tmp_path / "out"
     rc, _, err = cli(capsys, "run", lumbar, "-o", out, "--device", "cpu", "--progress", "none")
@@ -189,6 +192,7 @@ def test_export_registers_the_method_and_modality_and_refuses_mixing_methods(tmp
 
     weights, card = tmp_path / "w.safetensors", tmp_path / "w.json"
     weights.write_bytes(b"0123")
+    card.write_text("{}")
     manifest = tmp_path / "manifest.json"
     register(manifest, "ct-new", "spine", weights, card, "ab" * 32)
     entry = json.loads(manifest.read_text())["pipelines"]["ct-new"]
@@ -198,3 +202,14 @@ def test_export_registers_the_method_and_modality_and_refuses_mixing_methods(tmp
     manifest.write_text(json.dumps(data))
     with pytest.raises(SpineSegError, match="runs 'other', not 'payer'"):
         register(manifest, "ct-new", "vertebrae", weights, card, "ab" * 32)
+
+
+def test_a_changed_card_or_a_mistyped_resources_folder_stops_the_run(tiny, lumbar, tmp_path, monkeypatch, capsys):
+    res = shutil.copytree(tiny, tmp_path / "Resources")
+    card = _edit_card(res, "segmentation", threshold=0.05)  # a plausible edit, but not the card the manifest names
+    monkeypatch.setenv("SPINESEG_RESOURCES", str(res))
+    rc, _, err = cli(capsys, "run", lumbar, "-o", tmp_path / "out", "--device", "cpu", "--progress", "none")
+    assert rc == 2 and f"{card}: sha256" in err and "does not match the model manifest" in err
+    monkeypatch.setenv("SPINESEG_RESOURCES", str(tmp_path / "Resorces"))
+    rc, _, err = cli(capsys, "run", lumbar, "-o", tmp_path / "out", "--device", "cpu")
+    assert rc == 2 and "SPINESEG_RESOURCES names a folder without models/manifest.json" in err

@@ -92,21 +92,29 @@ def test_broken_cards_name_the_problem(tmp_path):
 def test_manifest_entries_and_errors(saved, tmp_path):
     _, weights, card = saved
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "pipelines": {
-                    "p": {
-                        "stages": {"spine": {"weights": weights.name, "card": card.name, "sha256": sha256_of(weights)}}
-                    }
-                }
-            }
-        )
-    )
-    m = Manifest.load(manifest)
+    good = {"weights": weights.name, "card": card.name, "sha256": sha256_of(weights), "card_sha256": sha256_of(card)}
+
+    def write(entry: dict) -> Manifest:
+        manifest.write_text(json.dumps({"pipelines": {"p": {"stages": {"spine": entry}}}}))
+        return Manifest.load(manifest)
+
+    m = write(good)
     entry = m.entry("p", "spine")
-    assert entry.weights == weights and entry.card == card
-    load_model(entry.weights, entry.card, entry.sha256)
+    assert entry.weights == weights and entry.card == card and entry.card_sha256 == good["card_sha256"]
+    load_model(entry.weights, entry.card, entry.sha256, expected_card_sha256=entry.card_sha256)
+    # A hash that is missing, empty or not a sha256 switches nothing off: the entry is refused.
+    for key in ("sha256", "card_sha256"):
+        with pytest.raises(InputError, match=f"lacks '{key}'"):
+            write({k: v for k, v in good.items() if k != key}).entry("p", "spine")
+        for bad in ("", "abc", "g" * 64):
+            with pytest.raises(InputError, match=f"{key} '{bad}' is not a sha256"):
+                write({**good, key: bad}).entry("p", "spine")
+    # The card is covered too: a changed threshold is caught before the card is used.
+    changed = tmp_path / "changed.json"
+    changed.write_text(card.read_text().replace('"name"', '"name" ', 1))
+    with pytest.raises(InputError, match="the card .* was changed"):
+        load_model(weights, changed, good["sha256"], expected_card_sha256=good["card_sha256"])
+    m = write(good)
     with pytest.raises(SpineSegError, match="unknown pipeline 'q'; available: p"):
         m.entry("q", "spine")
     with pytest.raises(SpineSegError, match="no model for stage 'vertebrae'"):

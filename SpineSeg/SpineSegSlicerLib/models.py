@@ -51,6 +51,7 @@ class StageStatus:
     weights: Path
     card: Path
     sha256: str
+    card_sha256: str
     url: str | None
     size_bytes: int | None
 
@@ -88,11 +89,13 @@ class ModelManager:
             e = self.manifest.entry(pipeline, stage)
             if not (e.weights.is_file() and e.card.is_file()):
                 state = MISSING
-            elif verify and sha256_of(e.weights) != e.sha256:
+            elif verify and (sha256_of(e.weights) != e.sha256 or sha256_of(e.card) != e.card_sha256):
                 state = CORRUPT
             else:
                 state = INSTALLED if e.url else BUNDLED
-            out.append(StageStatus(pipeline, stage, state, e.weights, e.card, e.sha256, e.url, e.size_bytes))
+            out.append(
+                StageStatus(pipeline, stage, state, e.weights, e.card, e.sha256, e.card_sha256, e.url, e.size_bytes)
+            )
         return out
 
     def ready(self, pipeline: str) -> bool:
@@ -169,12 +172,13 @@ class ModelManager:
             for name in (s.weights.name, s.card.name):
                 if name not in files:
                     raise ModelError(f"{s.pipeline} / {s.stage}: {name} is missing from the download")
-            digest = sha256_of(files[s.weights.name])
-            if digest != s.sha256:
-                raise ModelError(
-                    f"{files[s.weights.name]}: sha256 {digest[:12]}... does not match the manifest "
-                    f"({s.sha256[:12]}...): wrong or corrupt file for {s.pipeline} / {s.stage}"
-                )
+            for name, want in ((s.weights.name, s.sha256), (s.card.name, s.card_sha256)):
+                digest = sha256_of(files[name])
+                if digest != want:
+                    raise ModelError(
+                        f"{files[name]}: sha256 {digest[:12]}... does not match the manifest "
+                        f"({want[:12]}...): wrong or corrupt file for {s.pipeline} / {s.stage}"
+                    )
         for s in stages:
             for name, target in ((s.card.name, s.card), (s.weights.name, s.weights)):
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InputError, SpineSegError
 from ..methods import DEFAULT_METHOD, get_method
+from .hashing import sha256_of
 
 #: The stages of the default method (Payer et al.); other methods' stages are in the method registry.
 STAGES = get_method(DEFAULT_METHOD).stage_names
@@ -82,3 +83,19 @@ class ModelCard:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(path, f"model card is not valid JSON ({exc})") from None
         return cls.from_json(data, path)
+
+
+def read_verified_card(path: str | Path, expected_sha256: str | None) -> ModelCard:
+    """The model card at ``path`` after checking its bytes against the manifest's ``card_sha256``."""
+    path = Path(path)
+    if expected_sha256:
+        if not path.is_file():
+            raise InputError(path, "model card not found")
+        digest = sha256_of(path)
+        if digest != expected_sha256:
+            raise InputError(
+                path,
+                f"sha256 {digest[:12]}... does not match the model manifest ({expected_sha256[:12]}...): the card "
+                "(thresholds, normalisation, labels) was changed or is not this model's; reinstall it",
+            )
+    return ModelCard.read(path)

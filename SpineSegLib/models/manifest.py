@@ -1,5 +1,9 @@
 """The model manifest (``Resources/models/manifest.json``): which weights each pipeline uses.
 
+Both hashes are required: ``sha256`` of the weights and ``card_sha256`` of the model card (its
+thresholds, normalisation and labels decide the result as much as the weights do); an entry with an
+empty, missing or malformed hash is refused, never loaded unchecked.
+
 A pipeline entry says which registered method it runs (``method``, default ``payer``), for which
 ``modality`` and with a ``title``. Each stage entry names a safetensors file and its card (relative
 to the manifest's folder or a cache folder) and the sha256 the weights must have. Entries may also
@@ -22,9 +26,17 @@ ENV_MODEL_CACHE = "SPINESEG_MODEL_CACHE"
 
 
 def resources_dir() -> Path:
-    """The Resources folder: $SPINESEG_RESOURCES, the source tree's, or the installed extension's."""
+    """The Resources folder: $SPINESEG_RESOURCES, the source tree's, or the installed extension's.
+
+    A $SPINESEG_RESOURCES without ``models/manifest.json`` is an error, not a silent fall-back to the
+    bundled models (a mistyped folder must not run other weights than the user asked for).
+    """
     env = os.environ.get(ENV_RESOURCES)
-    candidates = [Path(env)] if env else []
+    if env:
+        if not (Path(env) / "models" / "manifest.json").is_file():
+            raise InputError(env, f"{ENV_RESOURCES} names a folder without models/manifest.json")
+        return Path(env)
+    candidates = []
     here = Path(__file__).resolve().parent.parent  # .../SpineSegLib
     candidates += [here.parent / "Resources", here / "Resources"]
     for c in candidates:
@@ -47,6 +59,7 @@ class ModelEntry:
     weights: Path
     card: Path
     sha256: str
+    card_sha256: str = ""
     url: str | None = None
     size_bytes: int | None = None
 
@@ -98,9 +111,16 @@ class Manifest:
         if stage not in stages:
             raise SpineSegError(f"pipeline {pipeline!r} has no model for stage {stage!r} in {self.path}")
         e = stages[stage]
-        for key in ("weights", "card", "sha256"):
+        for key in ("weights", "card", "sha256", "card_sha256"):
             if key not in e:
                 raise InputError(self.path, f"pipeline {pipeline!r} stage {stage!r} lacks {key!r}")
+        for key in ("sha256", "card_sha256"):
+            if not _is_sha256(e[key]):
+                raise InputError(
+                    self.path,
+                    f"pipeline {pipeline!r} stage {stage!r}: {key} {e[key]!r} is not a sha256 (64 hex digits); "
+                    "SpineSeg does not load files it cannot verify",
+                )
         base = self.path.parent if not e.get("url") else model_cache_dir() / pipeline
         return ModelEntry(
             pipeline=pipeline,
@@ -108,6 +128,11 @@ class Manifest:
             weights=base / e["weights"],
             card=base / e["card"],
             sha256=e["sha256"],
+            card_sha256=e["card_sha256"],
             url=e.get("url"),
             size_bytes=e.get("size_bytes"),
         )
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower())

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import InputError
 from ..io.atomic import atomic_path, write_json_atomic
 from ..networks import build_network
-from .card import ModelCard
+from .card import ModelCard, read_verified_card
 from .hashing import sha256_of
 
 
@@ -38,14 +38,15 @@ def load_model(
     card: str | Path | ModelCard,
     expected_sha256: str | None = None,
     device: str | torch.device = "cpu",
+    expected_card_sha256: str | None = None,
 ) -> tuple[torch.nn.Module, ModelCard]:
     """Rebuild the network of ``card`` and load ``weights`` after checking their sha256.
 
-    ``expected_sha256`` comes from the model manifest; without it the card's own hash is
-    used (which still catches truncated or swapped files).
+    ``expected_sha256`` and ``expected_card_sha256`` come from the model manifest; without the first
+    the card's own hash is used (which still catches truncated or swapped files).
     """
     weights = Path(weights)
-    card = card if isinstance(card, ModelCard) else ModelCard.read(card)
+    card = card if isinstance(card, ModelCard) else read_verified_card(card, expected_card_sha256)
     if not weights.is_file():
         raise InputError(weights, f"weights of model {card.name!r} not found")
     if weights.suffix != ".safetensors":

@@ -61,7 +61,9 @@ class StagedPipeline:
         if stage not in self._models:
             manifest = self._manifest or Manifest.load()
             entry = manifest.entry(self.name, stage)
-            self._models[stage] = load_model(entry.weights, entry.card, entry.sha256, self.device)
+            self._models[stage] = load_model(
+                entry.weights, entry.card, entry.sha256, self.device, expected_card_sha256=entry.card_sha256
+            )
         net, card = self._models[stage]
         return net.to(self.device).eval(), card
 
@@ -69,8 +71,11 @@ class StagedPipeline:
         """The model card of ``stage`` (read without loading the weights)."""
         if stage in self._models:
             return self._models[stage][1]
+        from ..models.card import read_verified_card
+
         manifest = self._manifest or Manifest.load()
-        return ModelCard.read(manifest.entry(self.name, stage).card)
+        entry = manifest.entry(self.name, stage)
+        return read_verified_card(entry.card, entry.card_sha256)
 
     def check(self, stages: Sequence[str] | None = None) -> None:
         """Fail before any work when a card of ``stages`` is not one this method can use.

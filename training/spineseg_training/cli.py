@@ -247,6 +247,12 @@ def _calibrate(args: argparse.Namespace, val: list) -> int:
         print(f"{stage}: {result['chosen']}")
         for row in result["table"]:
             print("   ", row)
+    manifest = args.manifest or args.to / "manifest.json"
+    if manifest.is_file():  # the cards changed: the manifest's card hashes follow
+        from .export import update_card_hashes
+
+        for name in update_card_hashes(manifest):
+            print(f"{manifest}: card_sha256 of {name} updated")
     return 0
 
 

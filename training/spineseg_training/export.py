@@ -11,7 +11,7 @@ import torch
 
 from SpineSegLib.errors import SpineSegError
 from SpineSegLib.methods import DEFAULT_METHOD, DEFAULT_PIPELINE, get_method
-from SpineSegLib.models import save_model
+from SpineSegLib.models import save_model, sha256_of
 from SpineSegLib.networks import build_network
 
 from .config import StageConfig
@@ -91,8 +91,27 @@ def register(
         "weights": rel[0],
         "card": rel[1],
         "sha256": sha256,
+        "card_sha256": sha256_of(card),
         "size_bytes": weights.stat().st_size,
     }
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, manifest)
+
+
+def update_card_hashes(manifest: str | Path) -> list[str]:
+    """Rewrite ``card_sha256`` of every stage whose card file changed (after ``calibrate``); returns them."""
+    manifest = Path(manifest)
+    data = json.loads(manifest.read_text())
+    changed = []
+    for name, entry in data.get("pipelines", {}).items():
+        for stage, e in entry.get("stages", {}).items():
+            card = manifest.parent / e["card"]
+            if card.is_file() and e.get("card_sha256") != (digest := sha256_of(card)):
+                e["card_sha256"] = digest
+                changed.append(f"{name}/{stage}")
+    if changed:
+        tmp = manifest.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, manifest)
+    return changed
