@@ -197,6 +197,7 @@ def test_export_registers_the_method_and_modality_and_refuses_mixing_methods(tmp
     register(manifest, "ct-new", "spine", weights, card, "ab" * 32)
     entry = json.loads(manifest.read_text())["pipelines"]["ct-new"]
     assert (entry["method"], entry["modality"], entry["stages"]["spine"]["size_bytes"]) == ("payer", "ct", 4)
+    assert entry["title"] == get_method("payer").title
     data = json.loads(manifest.read_text())
     data["pipelines"]["ct-new"]["method"] = "other"
     manifest.write_text(json.dumps(data))

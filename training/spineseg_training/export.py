@@ -86,6 +86,7 @@ def register(
     if entry.setdefault("method", spec.name) != spec.name:
         raise SpineSegError(f"{manifest}: pipeline {pipeline!r} runs {entry['method']!r}, not {spec.name!r}")
     entry.setdefault("modality", modality or spec.modalities[0])
+    entry.setdefault("title", spec.title)
     rel = os.path.relpath(weights, manifest.parent), os.path.relpath(card, manifest.parent)
     entry.setdefault("stages", {})[stage] = {
         "weights": rel[0],
