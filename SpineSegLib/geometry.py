@@ -118,6 +118,14 @@ class Grid:
         c = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float) * s - 0.5
         return self.index_to_physical(c)
 
+    def mask_box(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) LPS corners of the axis-aligned box around the True voxels of ``mask`` ([k, j, i]; voxel edges)."""
+        kji = np.argwhere(mask)
+        lo, hi = kji.min(axis=0)[::-1] - 0.5, kji.max(axis=0)[::-1] + 0.5
+        unit = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
+        pts = self.index_to_physical(lo + unit * (hi - lo))
+        return pts.min(axis=0), pts.max(axis=0)
+
     def empty_image(self, pixel_type: int | None = None) -> sitk.Image:
         img = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8 if pixel_type is None else pixel_type)
         self.apply(img)

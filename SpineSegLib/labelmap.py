@@ -36,6 +36,16 @@ def bounding_boxes(array: np.ndarray) -> dict[int, tuple[slice, ...]]:
     return {i + 1: sl for i, sl in enumerate(objs) if sl is not None}
 
 
+def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
+    """The largest connected piece of boolean ``mask`` (``connectivity`` 1: 6-, 2: 18-, 3: 26-neighbour)."""
+    lab, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, connectivity))
+    if n <= 1:
+        return mask.astype(bool, copy=False)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
+
+
 def label_centroids(image: sitk.Image, labels: Iterable[int] | None = None) -> Centroids:
     """Centre of mass of each label's voxels, as LPS mm (whole-label centroids)."""
     arr = sitk.GetArrayViewFromImage(image)

@@ -19,13 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from ..models.hashing import sha256_of
 
 
 def input_signature(path: Path) -> dict[str, Any]:
@@ -46,14 +40,14 @@ def run_record(case_path: Path, args, pipeline, stages, labels, centroids_path: 
     models = {}
     for stage in stages:
         card = pipeline.card(stage)
-        card_sha = _file_sha256(Path(card.source)) if card.source and Path(card.source).is_file() else ""
+        card_sha = sha256_of(Path(card.source)) if card.source and Path(card.source).is_file() else ""
         models[stage] = {"weights_sha256": card.sha256, "card_sha256": card_sha}
     return {
         "input": input_signature(case_path),
         "pipeline": args.pipeline,
         "stages": list(stages),
         "labels": None if labels is None else [int(v) for v in labels],
-        "centroids_sha256": _file_sha256(centroids_path) if centroids_path else None,
+        "centroids_sha256": sha256_of(centroids_path) if centroids_path else None,
         "models": models,
         "options": {"save_heatmaps": bool(args.save_heatmaps), "dicom_seg": bool(args.dicom_seg)},
     }

@@ -7,6 +7,7 @@ cancel) -> PipelineResult``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -18,9 +19,12 @@ from ..centroids import Centroids
 from ..errors import SpineSegError
 from ..methods import DEFAULT_PIPELINE, MethodSpec
 from ..models import Manifest, ModelCard, load_model
+from .checks import ct_intensity_warning
 from .device import resolve_device
 from .params import StageParams
 from .progress import Reporter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,6 +60,7 @@ class StagedPipeline:
         self.device = resolve_device(device)
         self._models = dict(models or {})
         self._manifest = manifest
+        self._cards: dict[str, ModelCard] = {}  # verified cards, read once per pipeline object
 
     def model(self, stage: str) -> tuple[torch.nn.Module, ModelCard]:
         if stage not in self._models:
@@ -73,9 +78,11 @@ class StagedPipeline:
             return self._models[stage][1]
         from ..models.card import read_verified_card
 
-        manifest = self._manifest or Manifest.load()
-        entry = manifest.entry(self.name, stage)
-        return read_verified_card(entry.card, entry.card_sha256)
+        if stage not in self._cards:
+            manifest = self._manifest or Manifest.load()
+            entry = manifest.entry(self.name, stage)
+            self._cards[stage] = read_verified_card(entry.card, entry.card_sha256)
+        return self._cards[stage]
 
     def check(self, stages: Sequence[str] | None = None) -> None:
         """Fail before any work when a card of ``stages`` is not one this method can use.
@@ -91,6 +98,21 @@ class StagedPipeline:
                     f"{where}: a {card.method}/{card.stage} card where {self.name!r} needs {self.method.name}/{stage}"
                 )
             self.params_by_stage[stage].from_card(card)
+
+    def _refuse_points(self, centroids) -> None:
+        """Given points are an error for a method that does not start from points."""
+        if centroids is not None and not self.method.resegment_from_points:
+            raise SpineSegError(f"pipeline {self.name!r} ({self.method.name}) cannot start from given vertebra points")
+
+    def _begin(self, image: sitk.Image, stages: Sequence[str], progress, cancel) -> tuple[Reporter, PipelineResult]:
+        """The start every method's run shares: the cards of ``stages`` checked, then the CT check's warning."""
+        self.check(stages)
+        result = PipelineResult()
+        warning = ct_intensity_warning(image)
+        if warning:
+            log.warning(warning)
+            result.messages.append(warning)
+        return Reporter(progress, cancel), result
 
     @staticmethod
     def _finish(result: PipelineResult, reporter: Reporter) -> PipelineResult:

@@ -6,7 +6,6 @@ through a callback and stop between batches when ``cancel()`` says so.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Sequence
 
@@ -17,14 +16,11 @@ from ..centroids import Centroids
 from ..errors import SpineSegError
 from ..methods import get_method
 from .base import PipelineResult, StagedPipeline, empty_like, open_pipeline  # noqa: F401 (re-exported)
-from .checks import ct_intensity_warning
 from .params import PARAMS_BY_STAGE
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .segmentation import segment_vertebrae
 from .spine import localize_spine
 from .vertebrae import localize_vertebrae
-
-log = logging.getLogger(__name__)
 
 METHOD = get_method("payer")
 STAGES = METHOD.stage_names
@@ -63,13 +59,9 @@ class Pipeline(StagedPipeline):
         stages = parse_stages(stages)
         if "segmentation" in stages and "vertebrae" not in stages and centroids is None:
             raise SpineSegError("the segmentation stage needs centroids: run the vertebrae stage or give centroids")
-        self.check([s for s in stages if not (s == "vertebrae" and centroids is not None)])
-        reporter = Reporter(progress, cancel)
-        result = PipelineResult()
-        warning = ct_intensity_warning(image)
-        if warning:
-            log.warning(warning)
-            result.messages.append(warning)
+        checked = [s for s in stages if not (s == "vertebrae" and centroids is not None)]
+        reporter, result = self._begin(image, checked, progress, cancel)
+        warning = bool(result.messages)  # the only message so far is the CT check's
         first, last = _STAGE_SPAN[stages[0]][0], _STAGE_SPAN[stages[-1]][1]
         span = max(last - first, 1e-9)
 

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage, special
+from scipy import special
 
 from .. import labels as L
 from ..centroids import Centroids
 from ..geometry import Grid, resample_to_grid
 from ..heatmaps import gaussian_heatmap
-from ..labelmap import fill_enclosed_background
+from ..labelmap import fill_enclosed_background, largest_component
 from ..models import ModelCard
 from .network_input import predict, sample_input
 from .params import SegmentationParams
@@ -62,11 +62,9 @@ def input_subgrid(image_grid: Grid, crop: Grid) -> tuple[Grid, tuple[slice, slic
 def keep_largest_component(prob: np.ndarray, threshold: float) -> np.ndarray:
     """Zero every supra-threshold voxel outside the largest 18-connected supra-threshold component."""
     mask = prob > threshold
-    lab, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))
-    if n > 1:
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        sizes[0] = 0
-        prob = np.where(mask & (lab != int(np.argmax(sizes))), 0.0, prob).astype(prob.dtype, copy=False)
+    keep = largest_component(mask, connectivity=2)
+    if not np.array_equal(keep, mask):
+        prob = np.where(mask & ~keep, 0.0, prob).astype(prob.dtype, copy=False)
     return prob
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 
 from ..geometry import Grid
+from ..labelmap import largest_component
 from ..models import ModelCard
 from .network_input import box_grid, image_box, predict, sample_input
 from .params import SpineParams
@@ -59,24 +59,13 @@ def spine_box_from_heatmap(heat: np.ndarray, grid: Grid, heat_img: sitk.Image, p
     peak = float(heat.max())
     if not peak >= params.min_peak:
         return None
-    mask = heat / peak > params.relative_threshold
-    lab, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))  # 18-connectivity
-    if n > 1:
-        sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
-        mask = lab == (1 + int(np.argmax(sizes)))
+    mask = largest_component(heat / peak > params.relative_threshold, connectivity=2)
+    lo, hi = grid.mask_box(mask)
+    return SpineBox(lo=lo, hi=hi, center=weighted_centre(heat, mask, grid), peak=peak, heatmap=heat_img)
+
+
+def weighted_centre(heat: np.ndarray, mask: np.ndarray, grid: Grid) -> np.ndarray:
+    """LPS centre of the ``mask`` voxels weighted by ``heat``."""
     kji = np.argwhere(mask)
-    # Box of the component's voxels (edges, not centres), as physical corners.
-    lo_idx, hi_idx = kji.min(axis=0)[::-1] - 0.5, kji.max(axis=0)[::-1] + 0.5
-    corners = np.array(
-        [[a, b, c] for a in (lo_idx[0], hi_idx[0]) for b in (lo_idx[1], hi_idx[1]) for c in (lo_idx[2], hi_idx[2])]
-    )
-    pts = grid.index_to_physical(corners)
     weights = heat[mask]
-    center_idx = (kji[:, ::-1] * weights[:, None]).sum(axis=0) / weights.sum()
-    return SpineBox(
-        lo=pts.min(axis=0),
-        hi=pts.max(axis=0),
-        center=grid.index_to_physical(center_idx)[0],
-        peak=peak,
-        heatmap=heat_img,
-    )
+    return grid.index_to_physical((kji[:, ::-1] * weights[:, None]).sum(axis=0) / weights.sum())[0]

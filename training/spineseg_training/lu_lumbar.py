@@ -88,15 +88,13 @@ _BOXES: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
 
 def lumbar_box(case) -> tuple[np.ndarray, np.ndarray] | None:
-    """(lo, hi) LPS mm of the case's lumbar vertebrae (cache grid), or None; memoised per case."""
+    """(lo, hi) LPS mm of the box of the case's lumbar vertebrae (cache grid), or None; memoised per case."""
     if case.name not in _BOXES:
         mask = np.isin(case.labels, LUMBAR_LABELS)
         if not mask.any():
             _BOXES[case.name] = None
         else:
-            kji = np.argwhere(mask)
-            pts = case.grid.index_to_physical(np.stack([kji.min(0), kji.max(0)])[:, ::-1].astype(float))
-            _BOXES[case.name] = (pts.min(0), pts.max(0))
+            _BOXES[case.name] = case.grid.mask_box(mask)
     return _BOXES[case.name]
 
 
@@ -184,12 +182,7 @@ def _gt_box(case) -> tuple[np.ndarray, np.ndarray] | None:
     mask = np.isin(arr, LUMBAR_LABELS)
     if not mask.any():
         return None
-    kji = np.argwhere(mask)
-    corners = np.stack([kji.min(0) - 0.5, kji.max(0) + 0.5])[:, ::-1]
-    pts = Grid.of(case.mask).index_to_physical(
-        np.array([[a, b, c] for a in corners[:, 0] for b in corners[:, 1] for c in corners[:, 2]])
-    )
-    return pts.min(0), pts.max(0)
+    return Grid.of(case.mask).mask_box(mask)
 
 
 def _box_iou(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:

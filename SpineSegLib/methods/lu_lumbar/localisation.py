@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 
 from ...geometry import Grid
+from ...labelmap import largest_component
 from ...models import ModelCard
 from ...pipeline.network_input import box_grid, image_box, predict, sample_input
 from ...pipeline.progress import Reporter
-from ...pipeline.spine import SpineBox
+from ...pipeline.spine import SpineBox, weighted_centre
 from .params import LocalisationParams
 
 
@@ -46,21 +46,10 @@ def lumbar_box_from_heatmap(
     peak = float(heat.max())
     if not peak >= params.min_peak:
         return None
-    mask = heat > params.relative_threshold * peak
-    lab, n = ndimage.label(mask)  # 6-connectivity: the 3D form of the paper's four-neighbourhood
-    if n > 1:
-        sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
-        mask = lab == (1 + int(np.argmax(sizes)))
-    kji = np.argwhere(mask)
-    lo_idx, hi_idx = kji.min(axis=0)[::-1] - 0.5, kji.max(axis=0)[::-1] + 0.5
-    corners = np.array(
-        [[a, b, c] for a in (lo_idx[0], hi_idx[0]) for b in (lo_idx[1], hi_idx[1]) for c in (lo_idx[2], hi_idx[2])]
-    )
-    pts = grid.index_to_physical(corners)
+    # 6-connectivity: the 3D form of the paper's four-neighbourhood
+    mask = largest_component(heat > params.relative_threshold * peak, connectivity=1)
+    box_lo, box_hi = grid.mask_box(mask)
     ilo, ihi = (np.asarray(v, float) for v in image_bounds)
     grow = params.expand_fraction * (ihi - ilo)
-    lo = np.maximum(pts.min(axis=0) - grow, ilo)
-    hi = np.minimum(pts.max(axis=0) + grow, ihi)
-    weights = heat[mask]
-    center_idx = (kji[:, ::-1] * weights[:, None]).sum(axis=0) / weights.sum()
-    return SpineBox(lo=lo, hi=hi, center=grid.index_to_physical(center_idx)[0], peak=peak, heatmap=heat_img)
+    lo, hi = np.maximum(box_lo - grow, ilo), np.minimum(box_hi + grow, ihi)
+    return SpineBox(lo=lo, hi=hi, center=weighted_centre(heat, mask, grid), peak=peak, heatmap=heat_img)

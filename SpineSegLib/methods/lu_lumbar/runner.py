@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Sequence
 
@@ -13,13 +12,10 @@ from ...errors import SpineSegError
 from ...labelmap import label_centroids
 from ...methods import get_method
 from ...pipeline.base import PipelineResult, StagedPipeline, empty_like
-from ...pipeline.checks import ct_intensity_warning
-from ...pipeline.progress import CancelCheck, ProgressCallback, Reporter
+from ...pipeline.progress import CancelCheck, ProgressCallback
 from .localisation import localize_lumbar
 from .params import PARAMS_BY_STAGE
 from .segmentation import segment_lumbar
-
-log = logging.getLogger(__name__)
 
 NO_LUMBAR = "no lumbar spine found in the image (the lumbar heatmap has no convincing peak)"
 
@@ -46,17 +42,10 @@ class LumbarPipeline(StagedPipeline):
         points (``MethodSpec.resegment_from_points`` is False).
         """
         stages = self.method.parse_stages(stages or self.method.stage_names)
-        if centroids is not None:
-            raise SpineSegError(f"pipeline {self.name!r} ({self.method.name}) cannot start from given vertebra points")
+        self._refuse_points(centroids)
         if "segmentation" in stages and "localisation" not in stages:
             raise SpineSegError("the lumbar segmentation needs the lumbar box: run the localisation stage too")
-        self.check(stages)
-        reporter = Reporter(progress, cancel)
-        result = PipelineResult()
-        warning = ct_intensity_warning(image)
-        if warning:
-            log.warning(warning)
-            result.messages.append(warning)
+        reporter, result = self._begin(image, stages, progress, cancel)
         seg_share = 0.85 if "segmentation" in stages else 0.0
         net, card = self.model("localisation")
         t0 = time.perf_counter()

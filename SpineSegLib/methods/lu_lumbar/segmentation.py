@@ -13,11 +13,11 @@ from collections.abc import Iterable
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage, special
+from scipy import special
 
 from ... import labels as L
 from ...geometry import Grid
-from ...labelmap import fill_enclosed_background
+from ...labelmap import fill_enclosed_background, largest_component
 from ...models import ModelCard
 from ...pipeline.network_input import box_grid, predict, sample_input
 from ...pipeline.progress import Reporter
@@ -64,18 +64,9 @@ def _clean(block: np.ndarray, params: LumbarSegmentationParams, voxel_mm3: float
     """In place: each vertebra's largest component only; too small or unwanted ones dropped; holes filled."""
     for lab in L.anatomical_order(int(v) for v in np.unique(block) if v):
         mine = block == lab
-        keep = _largest_component(mine)
+        keep = largest_component(mine, connectivity=2)
         block[mine & ~keep] = 0
         if keep.sum() * voxel_mm3 < params.min_volume_mm3 or (wanted is not None and lab not in wanted):
             block[keep] = 0
     if params.fill_holes:
         fill_enclosed_background(block)
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))
-    if n <= 1:
-        return mask
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))

@@ -18,6 +18,7 @@ import torch
 from scipy import ndimage, special
 
 from ...geometry import Grid
+from ...labelmap import largest_component
 from ...models import ModelCard
 from ...pipeline.network_input import box_grid, predict, sample_input
 from ...pipeline.progress import Reporter
@@ -92,9 +93,7 @@ def walk_spine(
             point = point - np.array([0.0, 0.0, step_mm])
             continue
         prob, sl, new = detection
-        lab, n = ndimage.label(new)
-        if n > 1:
-            new = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+        new = largest_component(new, connectivity=1)
         if new.sum() < min_voxels:
             point = point - np.array([0.0, 0.0, step_mm])
             continue

@@ -71,12 +71,9 @@ def region_map(classes: np.ndarray, grid: Grid, params: RegionParams, image_boun
     found = tuple(REGIONS[c] for c in (1, 2, 3) if (kept == c).any())
     if not found:
         return RegionMap(kept, grid, None, found)
-    kji = np.argwhere(kept > 0)
-    corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
-    lo_idx, hi_idx = kji.min(0)[::-1] - 0.5, kji.max(0)[::-1] + 0.5
-    pts = grid.index_to_physical(lo_idx + corners * (hi_idx - lo_idx))
+    box_lo, box_hi = grid.mask_box(kept > 0)
     ilo, ihi = (np.asarray(v, float) for v in image_bounds)
     margin = np.asarray(params.margin_mm, float)
-    lo, hi = np.maximum(pts.min(0) - margin, ilo), np.minimum(pts.max(0) + margin, ihi)
+    lo, hi = np.maximum(box_lo - margin, ilo), np.minimum(box_hi + margin, ihi)
     heat = grid.apply(sitk.GetImageFromArray(kept))
     return RegionMap(kept, grid, SpineBox(lo, hi, (lo + hi) / 2, 1.0, heat), found)

@@ -16,8 +16,7 @@ from ...geometry import Grid
 from ...labelmap import label_centroids
 from ...methods import get_method
 from ...pipeline.base import PipelineResult, StagedPipeline, empty_like
-from ...pipeline.checks import ct_intensity_warning
-from ...pipeline.progress import CancelCheck, ProgressCallback, Reporter
+from ...pipeline.progress import CancelCheck, ProgressCallback
 from ...pipeline.segmentation import merge_vertebrae
 from .instances import place_on_image, walk_spine
 from .labelling import count_labels
@@ -47,19 +46,12 @@ class IterativePipeline(StagedPipeline):
     ) -> PipelineResult:
         """Both stages on ``image`` (the walk needs the spine box); ``labels`` keeps only those vertebrae."""
         stages = self.method.parse_stages(stages or self.method.stage_names)
-        if centroids is not None:
-            raise SpineSegError(f"pipeline {self.name!r} ({self.method.name}) cannot start from given vertebra points")
+        self._refuse_points(centroids)
         if "instances" in stages and "regions" not in stages:
             raise SpineSegError(
                 "the iterative instance segmentation needs the spine regions: run the regions stage too"
             )
-        self.check(stages)
-        reporter = Reporter(progress, cancel)
-        result = PipelineResult()
-        warning = ct_intensity_warning(image)
-        if warning:
-            log.warning(warning)
-            result.messages.append(warning)
+        reporter, result = self._begin(image, stages, progress, cancel)
         net, card = self.model("regions")
         t0 = time.perf_counter()
         regions = segment_regions(
