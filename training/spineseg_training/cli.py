@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=(*STAGE_KEYS, "all", "export", "calibrate", "phantoms", "paint", "cache", "pack"))
+    commands = ("all", "export", "calibrate", "phantoms", "paint", "real", "cache", "pack")
+    p.add_argument("command", choices=(*STAGE_KEYS, *commands))
     p.add_argument(
         "--method",
         default=DEFAULT_METHOD,
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="train", choices=("train", "benchmark"), help="phantoms: scan-setting mix")
     p.add_argument("--masks", type=Path, help="paint: folder of VerSe *_seg-vert_msk.nii.gz with *_ctd.json")
     p.add_argument("--draws", type=int, default=4, help="paint: appearances per label map (default 4)")
+    p.add_argument("--image", type=Path, help="real: the labelled real CT")
+    p.add_argument("--labels", type=Path, help="real: its vertebra mask (VerSe ids, or --remap)")
+    p.add_argument("--subject", help="real: the case's subject name in the output tree")
+    p.add_argument("--remap", nargs="+", metavar="FILE:VERSE", help="real: mask values to VerSe ids, e.g. 1:19")
     p.add_argument("--stage", choices=STAGES, help="pack: the stage to pack the training cases for")
     p.add_argument("--pack", type=Path, help="pack: output folder (default <out>/pack-<stage>)")
     p.add_argument(
@@ -128,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.masks:
                 raise SpineSegError("paint needs --masks FOLDER")
             paint_dataset(args.masks, args.out, args.draws, first_seed=args.seeds[0] if args.seeds else 0)
+            return 0
+        if args.command == "real":
+            from .real_data import import_real_case, parse_remap
+
+            if not (args.image and args.labels and args.subject):
+                raise SpineSegError("real needs --image, --labels and --subject")
+            import_real_case(args.image, args.labels, args.out, args.subject, parse_remap(args.remap))
             return 0
         if not args.data:
             raise SpineSegError("--data is required for training")
