@@ -153,3 +153,47 @@ def test_painted_dataset_is_a_training_set_with_the_real_body_centroids(tmp_path
     assert np.abs(got.array() - truth.array()).max() < 1e-3
     a, b = (arr(sitk.ReadImage(str(c.image))) for c in cases)
     assert not np.array_equal(a, b)  # two appearances of one shape
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
+
+
+def test_real_case_import_gives_a_training_case_with_body_centroids(tmp_path):
+    """A real CT and its mask become a VerSe-layout case whose centroid file holds the estimated body centres."""
+    from spineseg_training.data import find_cases
+    from spineseg_training.real_data import import_real_case
+
+    from SpineSegLib.body_centroids import body_centroids
+    from SpineSegLib.io import read_centroids, read_labelmap
+
+    ct, msk = SAMPLE / "sub-verse005_ct.nii.gz", SAMPLE / "sub-verse005_seg-vert_msk.nii.gz"
+    paths = import_real_case(ct, msk, tmp_path, "verse005")
+    (case,) = find_cases(tmp_path)
+    assert case.name == "sub-verse005"
+    mask = read_labelmap(paths.vertebra_mask)
+    assert np.array_equal(arr(mask), arr(read_labelmap(msk)))
+    got = read_centroids(paths.centroids, reference=mask)
+    want = body_centroids(mask)
+    assert got.labels == want.labels == [20, 21, 22, 23, 24]
+    assert np.abs(got.array() - want.array()).max() < 1e-2
+    # Body centres sit anterior (LPS: smaller y) of the whole-vertebra centres.
+    whole = {lab: np.argwhere(arr(mask) == lab).mean(0) for lab in got.labels}
+    assert all(got[lab][1] < mask.TransformContinuousIndexToPhysicalPoint(whole[lab][::-1].tolist())[1] for lab in whole)
+
+
+def test_real_case_import_remaps_a_one_vertebra_mask_and_refuses_unknown_values(tmp_path):
+    from spineseg_training.real_data import import_real_case, parse_remap
+
+    from SpineSegLib.errors import InputError
+    from SpineSegLib.io import read_centroids, read_labelmap
+
+    mask = read_labelmap(SAMPLE / "sub-verse005_seg-vert_msk.nii.gz")
+    one = sitk.Cast(mask == 22, sitk.sitkUInt8)  # L3 alone, stored as 1 (a TotalSegmentator single mask)
+    sitk.WriteImage(one, str(tmp_path / "one.nii.gz"))
+    ct = SAMPLE / "sub-verse005_ct.nii.gz"
+    with pytest.raises(InputError, match="not VerSe label ids"):
+        import_real_case(ct, tmp_path / "one.nii.gz", tmp_path / "a", "x", remap={1: 99})
+    paths = import_real_case(ct, tmp_path / "one.nii.gz", tmp_path / "b", "x", remap=parse_remap(["1:22"]))
+    assert read_centroids(paths.centroids, reference=read_labelmap(paths.vertebra_mask)).labels == [22]
+    with pytest.raises(InputError, match="FILE_VALUE:VERSE_ID"):
+        parse_remap(["1-22"])

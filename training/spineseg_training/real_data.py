@@ -34,7 +34,7 @@ def parse_remap(pairs: list[str] | None) -> dict[int, int]:
         try:
             a, b = (int(v) for v in pair.split(":"))
         except ValueError:
-            raise InputError(f"--remap {pair!r}: expected FILE_VALUE:VERSE_ID, e.g. 1:19") from None
+            raise InputError(None, f"--remap {pair!r}: expected FILE_VALUE:VERSE_ID, e.g. 1:19") from None
         out[a] = b
     return out
 
@@ -55,14 +55,14 @@ def import_real_case(
     if remap:
         mask = sitk.ChangeLabel(mask, changeMap={float(a): float(b) for a, b in remap.items()})
     if mask.GetSize() != image.GetSize() or not np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-3):
-        raise InputError(f"{labels_path}: not on the grid of {image_path}")
+        raise InputError(labels_path, f"not on the grid of {image_path}")
     present = label_ids(sitk.GetArrayViewFromImage(mask))
     unknown = [v for v in present if v not in LABELS]
     if unknown:
-        raise InputError(f"{labels_path}: values {unknown} are not VerSe label ids (use --remap)")
+        raise InputError(labels_path, f"values {unknown} are not VerSe label ids (use --remap)")
     centres = [v for v in present if v not in NO_CENTRE]
     if not centres:
-        raise InputError(f"{labels_path}: no vertebra label")
+        raise InputError(labels_path, "no vertebra label")
     paths = bids.case_paths(out, subject, "ct")
     paths.image.parent.mkdir(parents=True, exist_ok=True)
     paths.vertebra_mask.parent.mkdir(parents=True, exist_ok=True)
