@@ -1,0 +1,85 @@
+"""SPINEPS semantic label ids (TPTBox conventions) and the instance network's input channels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ARCUS = 41
+SPINOSUS = 42
+COSTAL_L, COSTAL_R = 43, 44
+SUP_ARTICULAR_L, SUP_ARTICULAR_R = 45, 46
+INF_ARTICULAR_L, INF_ARTICULAR_R = 47, 48
+CORPUS_BORDER = 49
+CORPUS = 50
+DENS = 51
+ENDPLATE_SUP, ENDPLATE_INF = 52, 53
+CORD = 60
+CANAL = 61
+ENDPLATE = 62
+DISC = 100
+SACRUM = 26
+
+#: Structure id -> name, in the order of the paper's 14 structures (plus dens and split endplates).
+NAMES: dict[int, str] = {
+    ARCUS: "arcus vertebrae",
+    SPINOSUS: "spinous process",
+    COSTAL_L: "costal/transverse process left",
+    COSTAL_R: "costal/transverse process right",
+    SUP_ARTICULAR_L: "superior articular process left",
+    SUP_ARTICULAR_R: "superior articular process right",
+    INF_ARTICULAR_L: "inferior articular process left",
+    INF_ARTICULAR_R: "inferior articular process right",
+    CORPUS_BORDER: "vertebral body border",
+    CORPUS: "vertebral body",
+    DENS: "dens axis",
+    ENDPLATE: "endplate",
+    ENDPLATE_SUP: "superior endplate",
+    ENDPLATE_INF: "inferior endplate",
+    DISC: "intervertebral disc",
+    CANAL: "spinal canal",
+    CORD: "spinal cord",
+    SACRUM: "sacrum",
+}
+
+#: Semantic ids that belong to a vertebra instance (everything but disc, canal, cord, sacrum).
+VERTEBRA_IDS = (
+    ARCUS,
+    SPINOSUS,
+    COSTAL_L,
+    COSTAL_R,
+    SUP_ARTICULAR_L,
+    SUP_ARTICULAR_R,
+    INF_ARTICULAR_L,
+    INF_ARTICULAR_R,
+    CORPUS_BORDER,
+    CORPUS,
+    DENS,
+    ENDPLATE,
+    ENDPLATE_SUP,
+    ENDPLATE_INF,
+)
+BODY_IDS = (CORPUS_BORDER, CORPUS, DENS, ENDPLATE, ENDPLATE_SUP, ENDPLATE_INF)
+
+#: The instance network's 10 input channels: 0 background (and sacrum), 1-8 the posterior elements,
+#: 9 the body (border, interior, dens). Endplates count as body.
+INSTANCE_CHANNELS = 10
+_CHANNEL = {**{i: i - 40 for i in range(ARCUS, INF_ARTICULAR_R + 1)}, **{i: 9 for i in BODY_IDS}}
+
+
+def instance_channels(semantic: np.ndarray) -> np.ndarray:
+    """Channel index (0..9) per voxel of a semantic mask; disc, canal, cord and sacrum are background."""
+    lut = np.zeros(max(*_CHANNEL, DISC) + 1, np.uint8)
+    for sid, ch in _CHANNEL.items():
+        lut[sid] = ch
+    sem = np.asarray(semantic)
+    out = np.zeros(sem.shape, np.uint8)
+    inside = (sem >= 0) & (sem < lut.size)
+    out[inside] = lut[sem[inside]]
+    return out
+
+
+def one_hot(channels: np.ndarray) -> np.ndarray:
+    """(10, *shape) float32 one-hot of :func:`instance_channels`' output."""
+    return (np.arange(INSTANCE_CHANNELS, dtype=np.uint8)[(...,) + (None,) * channels.ndim] == channels).astype(
+        np.float32
+    )
