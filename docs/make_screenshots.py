@@ -31,8 +31,41 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 
-def build_scene(scene, spacing: float = 1.0, run_pipeline: bool = False, seed: int = 1, region: str = "lumbar"):
-    """(volume, segmentation, markups, heatmap) of a synthetic CT of ``region``, as the module shows them."""
+def scene_input(spacing, seed, region, image_path, labels_path, run_pipeline):
+    """(CT, label map, body centroids): a real CT with its ground truth, a phantom, or the tests' synthetic CT."""
+    if image_path is not None:
+        from SpineSegLib.body_centroids import body_centroids
+        from SpineSegLib.io import read_image, read_labelmap
+
+        if labels_path is None and not run_pipeline:
+            raise SystemExit("--image without --labels needs --run-pipeline")
+        labels = read_labelmap(labels_path) if labels_path else None
+        return read_image(image_path), labels, body_centroids(labels) if labels is not None else None
+    try:
+        from SpineSegLib.phantom import PhantomConfig, generate_phantom
+    except ImportError:  # the phantom generator is not there: the tests' simple synthetic CT
+        from slicer_fixtures import synthetic_lumbar_ct
+
+        synthetic = synthetic_lumbar_ct(spacing=(spacing,) * 3, size=tuple(round(s / spacing) for s in (80, 80, 168)))
+        return synthetic.image, synthetic.labels, synthetic.centroids
+    phantom = generate_phantom(seed, PhantomConfig(region=region, spacing=(spacing,) * 3, noise=0.5))
+    return phantom.image, phantom.vertebra_labels, phantom.body_centroids
+
+
+def build_scene(
+    scene,
+    spacing: float = 1.0,
+    run_pipeline: bool = False,
+    seed: int = 1,
+    region: str = "lumbar",
+    image_path: Path | None = None,
+    labels_path: Path | None = None,
+):
+    """(volume, segmentation, markups, heatmap) of a CT as the module shows them.
+
+    The CT is ``image_path`` (a real one; its ground truth ``labels_path`` stands in for the result
+    without ``run_pipeline``) or else a synthetic CT of ``region``.
+    """
     from SpineSegSlicerLib import logic, results
     from SpineSegSlicerLib import nodes as N
 
@@ -40,16 +73,7 @@ def build_scene(scene, spacing: float = 1.0, run_pipeline: bool = False, seed: i
     from SpineSegLib.geometry import Grid
     from SpineSegLib.heatmaps import gaussian_heatmap
 
-    try:
-        from SpineSegLib.phantom import PhantomConfig, generate_phantom
-
-        phantom = generate_phantom(seed, PhantomConfig(region=region, spacing=(spacing,) * 3, noise=0.5))
-        image, labels, centroids = phantom.image, phantom.vertebra_labels, phantom.body_centroids
-    except ImportError:  # the phantom generator is not there: the tests' simple synthetic CT
-        from slicer_fixtures import synthetic_lumbar_ct
-
-        synthetic = synthetic_lumbar_ct(spacing=(spacing,) * 3, size=tuple(round(s / spacing) for s in (80, 80, 168)))
-        image, labels, centroids = synthetic.image, synthetic.labels, synthetic.centroids
+    image, labels, centroids = scene_input(spacing, seed, region, image_path, labels_path, run_pipeline)
     volume = N.volume_from_sitk(scene, image, "CT")
     display = volume.GetDisplayNode()
     display.SetAutoWindowLevel(False)
@@ -234,13 +258,22 @@ def side_by_side(paths: list[Path], target: Path) -> Path:
 
 
 def make_screenshots(
-    out: Path, size: int = 900, spacing: float = 1.0, run_pipeline: bool = False, seed: int = 1, region: str = "lumbar"
+    out: Path,
+    size: int = 900,
+    spacing: float = 1.0,
+    run_pipeline: bool = False,
+    seed: int = 1,
+    region: str = "lumbar",
+    image_path: Path | None = None,
+    labels_path: Path | None = None,
 ) -> list[Path]:
     import slicer_headless as H
 
     scene = H.init()
     app = H.app_logic()
-    volume, segmentation, markups, heat = build_scene(scene, spacing, run_pipeline, seed, region)
+    volume, segmentation, markups, heat = build_scene(
+        scene, spacing, run_pipeline, seed, region, image_path, labels_path
+    )
     out.mkdir(parents=True, exist_ok=True)
     parts = [
         render_slice(
@@ -271,8 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-pipeline", action="store_true", help="segment with the installed models")
     p.add_argument("--seed", type=int, default=1, help="phantom seed (>= 100000: never used in training)")
     p.add_argument("--region", default="lumbar", help="phantom region: full, cervical, thoracic, lumbar")
+    p.add_argument("--image", type=Path, help="a real CT instead of a phantom (e.g. the bundled VerSe case)")
+    p.add_argument("--labels", type=Path, help="its ground-truth vertebra mask (shown without --run-pipeline)")
     args = p.parse_args(argv)
-    for path in make_screenshots(args.out, args.size, args.spacing, args.run_pipeline, args.seed, args.region):
+    shots = make_screenshots(
+        args.out, args.size, args.spacing, args.run_pipeline, args.seed, args.region, args.image, args.labels
+    )
+    for path in shots:
         print(path)
     return 0
 
