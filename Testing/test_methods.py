@@ -177,14 +177,14 @@ def test_pipelines_lists_method_modality_and_training_data(capsys):
 
 def test_a_manifest_pipeline_of_an_unregistered_method_is_an_error_naming_the_manifest(tmp_path, capsys):
     manifest = json.loads((REPO / "Resources" / "models" / "manifest.json").read_text())
-    manifest["pipelines"]["mr-spine"] = {"title": "MR", "method": "spineps", "stages": {}}
+    manifest["pipelines"]["mr-spine"] = {"title": "MR", "method": "nnunet", "stages": {}}
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(InputError, match="pipeline 'mr-spine': unknown method 'spineps'") as info:
+    with pytest.raises(InputError, match="pipeline 'mr-spine': unknown method 'nnunet'") as info:
         open_pipeline("mr-spine", device="cpu", manifest=Manifest.load(path))
     assert info.value.path == str(path)
     rc, _, err = cli(capsys, "pipelines", "--manifest", path)
-    assert rc == 2 and "unknown method 'spineps'" in err
+    assert rc == 2 and "unknown method 'nnunet'" in err
 
 
 def test_export_registers_the_method_and_modality_and_refuses_mixing_methods(tmp_path):

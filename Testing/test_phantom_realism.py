@@ -162,7 +162,6 @@ def test_real_case_import_gives_a_training_case_with_body_centroids(tmp_path):
     """A real CT and its mask become a VerSe-layout case whose centroid file holds the estimated body centres."""
     from spineseg_training.data import find_cases
     from spineseg_training.real_data import import_real_case
-
     from SpineSegLib.body_centroids import body_centroids
     from SpineSegLib.io import read_centroids, read_labelmap
 
@@ -178,12 +177,12 @@ def test_real_case_import_gives_a_training_case_with_body_centroids(tmp_path):
     assert np.abs(got.array() - want.array()).max() < 1e-2
     # Body centres sit anterior (LPS: smaller y) of the whole-vertebra centres.
     whole = {lab: np.argwhere(arr(mask) == lab).mean(0) for lab in got.labels}
-    assert all(got[lab][1] < mask.TransformContinuousIndexToPhysicalPoint(whole[lab][::-1].tolist())[1] for lab in whole)
+    to_mm = mask.TransformContinuousIndexToPhysicalPoint
+    assert all(got[lab][1] < to_mm(whole[lab][::-1].tolist())[1] for lab in whole)
 
 
 def test_real_case_import_remaps_a_one_vertebra_mask_and_refuses_unknown_values(tmp_path):
     from spineseg_training.real_data import import_real_case, parse_remap
-
     from SpineSegLib.errors import InputError
     from SpineSegLib.io import read_centroids, read_labelmap
 

@@ -142,8 +142,30 @@ MASUZAWA = MethodSpec(
     runner="SpineSegLib.methods.masuzawa.runner:IterativePipeline",
 )
 
+SPINEPS = MethodSpec(
+    name="spineps",
+    title="SPINEPS: 14 spinal structures, then vertebra instances from semantic cutouts fused by inter-Dice agreement",
+    reference=(
+        "Möller H, Graf R, Schmitt J, et al. SPINEPS - automatic whole spine segmentation of T2-weighted MR images "
+        "using a two-phase approach to multi-class semantic and instance segmentation. Eur Radiol 2025; 35: "
+        "1178-1189, doi:10.1007/s00330-024-11155-y"
+    ),
+    modalities=("mr",),
+    stages=(
+        StageSpec("semantic", "spinal structures (14 classes)", produces=("semantic",)),
+        StageSpec(
+            "instance",
+            "vertebra instances, discs and endplates by level",
+            produces=("labelmap", "centroids"),
+            needs=("semantic",),
+        ),
+    ),
+    runner="SpineSegLib.methods.spineps.runner:SpinepsPipeline",
+    scope="sagittal T2w MR, C1-S1: vertebrae, discs (100+X) and endplates (200+X)",
+)
+
 #: name -> spec of every method SpineSeg can run.
-REGISTRY: dict[str, MethodSpec] = {m.name: m for m in (PAYER, LU_LUMBAR, MASUZAWA)}
+REGISTRY: dict[str, MethodSpec] = {m.name: m for m in (PAYER, LU_LUMBAR, MASUZAWA, SPINEPS)}
 
 
 def get_method(name: str) -> MethodSpec:

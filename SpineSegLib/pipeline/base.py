@@ -19,7 +19,7 @@ from ..centroids import Centroids
 from ..errors import SpineSegError
 from ..methods import DEFAULT_PIPELINE, MethodSpec
 from ..models import Manifest, ModelCard, load_model
-from .checks import ct_intensity_warning
+from .checks import ct_intensity_warning, mr_input_warning
 from .device import resolve_device
 from .params import StageParams
 from .progress import Reporter
@@ -35,6 +35,7 @@ class PipelineResult:
     localization: object | None = None
     centroids: Centroids = field(default_factory=Centroids)
     labelmap: sitk.Image | None = None
+    semantic: sitk.Image | None = None  # structure classes (SPINEPS ids), for methods with a semantic stage
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
 
@@ -105,10 +106,10 @@ class StagedPipeline:
             raise SpineSegError(f"pipeline {self.name!r} ({self.method.name}) cannot start from given vertebra points")
 
     def _begin(self, image: sitk.Image, stages: Sequence[str], progress, cancel) -> tuple[Reporter, PipelineResult]:
-        """The start every method's run shares: the cards of ``stages`` checked, then the CT check's warning."""
+        """The start every method's run shares: the cards of ``stages`` checked, then the input check's warning."""
         self.check(stages)
         result = PipelineResult()
-        warning = ct_intensity_warning(image)
+        warning = ct_intensity_warning(image) if "ct" in self.method.modalities else mr_input_warning(image)
         if warning:
             log.warning(warning)
             result.messages.append(warning)

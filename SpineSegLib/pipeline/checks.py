@@ -84,3 +84,26 @@ def ct_intensity_warning(image: sitk.Image) -> str | None:
         "-100..100 with fat or air below 0, and bone above 300): this CT pipeline will likely fail on MR or "
         "rescaled data"
     )
+
+
+def mr_input_warning(image: sitk.Image) -> str | None:
+    """A warning when an image given to an MR pipeline looks like CT, or its slices are not sagittal.
+
+    CT is what :func:`ct_intensity_warning` accepts. A sagittal scan's thick slices run left-right:
+    its largest spacing lies along the patient's x axis. Thick axial or coronal slices leave the
+    vertebrae a few voxels tall, which the MR networks were not trained on.
+    """
+    if ct_intensity_warning(image) is None:
+        return "this image looks like CT in Hounsfield units, not MR: use a CT pipeline (e.g. ct-full-spine)"
+    spacing = np.asarray(image.GetSpacing(), float)
+    if spacing.max() > 1.5 * np.median(spacing):
+        direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
+        thick = int(np.argmax(spacing))
+        patient_axis = int(np.argmax(np.abs(direction[:, thick])))
+        if patient_axis != 0:
+            plane = "axial" if patient_axis == 2 else "coronal"
+            return (
+                f"slices {spacing[thick]:g} mm thick along the patient's {'xyz'[patient_axis]} axis ({plane}), "
+                "not sagittal: the MR pipeline expects sagittal T2w; results may be poor"
+            )
+    return None

@@ -31,20 +31,32 @@ Key = tuple[int, int]  # (centre rank, slot: 0 above, 1 at, 2 below the centre)
 
 
 @dataclass(frozen=True)
-class _Mask:
+class BoxMask:
     """A binary mask stored as its bounding box: Dice between many predictions stays cheap."""
 
     lo: tuple[int, ...]
     box: np.ndarray
 
     @classmethod
-    def of(cls, mask: np.ndarray) -> _Mask | None:
+    def of(cls, mask: np.ndarray) -> BoxMask | None:
         idx = np.nonzero(mask)
         if not idx[0].size:
             return None
         lo = tuple(int(i.min()) for i in idx)
         hi = tuple(int(i.max()) + 1 for i in idx)
         return cls(lo, np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))]))
+
+    @classmethod
+    def placed(cls, box: np.ndarray, lo: tuple[int, ...], shape: tuple[int, ...]) -> BoxMask | None:
+        """``box`` put at ``lo`` in an array of ``shape``: the part outside the array is dropped."""
+        a = [max(0, -o) for o in lo]
+        b = [min(s, sh - o) for s, sh, o in zip(box.shape, shape, lo)]
+        if any(x >= y for x, y in zip(a, b)):
+            return None
+        inner = cls.of(np.asarray(box[tuple(slice(x, y) for x, y in zip(a, b))], bool))
+        if inner is None:
+            return None
+        return cls(tuple(o + x + lo_i for o, x, lo_i in zip(lo, a, inner.lo)), inner.box)
 
     @property
     def hi(self) -> tuple[int, ...]:
@@ -54,7 +66,7 @@ class _Mask:
     def size(self) -> int:
         return int(np.count_nonzero(self.box))
 
-    def intersection(self, other: _Mask) -> int:
+    def intersection(self, other: BoxMask) -> int:
         lo = [max(a, b) for a, b in zip(self.lo, other.lo)]
         hi = [min(a, b) for a, b in zip(self.hi, other.hi)]
         if any(a >= b for a, b in zip(lo, hi)):
@@ -63,7 +75,7 @@ class _Mask:
         theirs = other.box[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, other.lo))]
         return int(np.count_nonzero(mine & theirs))
 
-    def dice(self, other: _Mask) -> float:
+    def dice(self, other: BoxMask) -> float:
         return 2.0 * self.intersection(other) / (self.size + other.size)
 
     def slices(self) -> tuple[slice, ...]:
@@ -88,7 +100,7 @@ class Couple:
         return n > 2 and self.agreement >= PARTNER_DICE + 0.15 * (4 - n)
 
 
-def couples(masks: Mapping[Key, _Mask]) -> list[Couple]:
+def couples(masks: Mapping[Key, BoxMask]) -> list[Couple]:
     """One couple per anchor (duplicates averaged), best first."""
     found: dict[tuple[Key, ...], list[float]] = {}
     for anchor, m in masks.items():
@@ -107,8 +119,15 @@ def merge_predictions(
     predictions: Mapping[Key, np.ndarray], spacing_kji: Sequence[float], min_piece_mm3: float = MIN_PIECE_MM3
 ) -> np.ndarray:
     """Instance map (uint16, 1..n top to bottom) fused from the per-cutout predictions on one array."""
-    masks = {k: m for k, p in predictions.items() if (m := _Mask.of(np.asarray(p, bool))) is not None}
+    masks = {k: m for k, p in predictions.items() if (m := BoxMask.of(np.asarray(p, bool))) is not None}
     shape = next(iter(predictions.values())).shape if predictions else ()
+    return merge_masks(masks, shape, spacing_kji, min_piece_mm3)
+
+
+def merge_masks(
+    masks: Mapping[Key, BoxMask], shape: tuple[int, ...], spacing_kji: Sequence[float], min_piece_mm3: float
+) -> np.ndarray:
+    """:func:`merge_predictions` of predictions stored as boxes in an array of ``shape``."""
     out = np.zeros(shape, np.uint16)
     next_id = 1
     for couple in couples(masks):

@@ -60,6 +60,25 @@ VERTEBRA_IDS = (
 )
 BODY_IDS = (CORPUS_BORDER, CORPUS, DENS, ENDPLATE, ENDPLATE_SUP, ENDPLATE_INF)
 
+#: The semantic network's output channels: channel -> SPINEPS id (0 = background). The split
+#: endplates (52/53) are not classes of their own: an endplate is 62. The dens is (it marks C2).
+CLASSES = (0, *range(ARCUS, INF_ARTICULAR_R + 1), CORPUS_BORDER, CORPUS, DENS, ENDPLATE, DISC, CANAL, CORD, SACRUM)
+
+
+def class_to_id(classes: np.ndarray) -> np.ndarray:
+    """SPINEPS ids (uint8) from the semantic network's arg-max channel indices."""
+    return np.asarray(CLASSES, np.uint8)[classes]
+
+
+def id_to_class(semantic: np.ndarray) -> np.ndarray:
+    """Channel indices (int64) of a SPINEPS semantic mask; ids outside :data:`CLASSES` map to background."""
+    lut = np.zeros(256, np.int64)
+    for channel, sid in enumerate(CLASSES):
+        lut[sid] = channel
+    lut[ENDPLATE_SUP] = lut[ENDPLATE_INF] = CLASSES.index(ENDPLATE)
+    return lut[np.clip(semantic, 0, 255).astype(np.int64)]
+
+
 #: The instance network's 10 input channels: 0 background (and sacrum), 1-8 the posterior elements,
 #: 9 the body (border, interior, dens). Endplates count as body.
 INSTANCE_CHANNELS = 10
