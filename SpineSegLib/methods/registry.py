@@ -146,7 +146,7 @@ SPINEPS = MethodSpec(
     name="spineps",
     title="SPINEPS: 14 spinal structures, then vertebra instances from semantic cutouts fused by inter-Dice agreement",
     reference=(
-        "Möller H, Graf R, Schmitt J, et al. SPINEPS - automatic whole spine segmentation of T2-weighted MR images "
+        "Moeller H, Graf R, Schmitt J, et al. SPINEPS - automatic whole spine segmentation of T2-weighted MR images "
         "using a two-phase approach to multi-class semantic and instance segmentation. Eur Radiol 2025; 35: "
         "1178-1189, doi:10.1007/s00330-024-11155-y"
     ),

@@ -1,4 +1,4 @@
-"""``spineps``: the sagittal T2w MR method of Möller et al. (SPINEPS, Eur Radiol 2025; pipeline ``mr-t2w``).
+"""``spineps``: the sagittal T2w MR method of Moeller et al. (SPINEPS, Eur Radiol 2025; pipeline ``mr-t2w``).
 
 A semantic network labels 14 spinal structures; an instance network, fed one-hot semantic cutouts
 around each vertebral-body centre, predicts the vertebra at the centre and its neighbours above and

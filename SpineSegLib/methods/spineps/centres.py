@@ -14,8 +14,8 @@ from scipy import ndimage
 
 from .semantic_ids import CORPUS, CORPUS_BORDER
 
-#: Smallest body piece (mm³) that gets a centre: an L5 body is ~30 000 mm³, a C3 one ~3 000 mm³;
-#: pieces under 300 mm³ are border fragments.
+#: Smallest body piece (mm3) that gets a centre: an L5 body is ~30 000 mm3, a C3 one ~3 000 mm3;
+#: pieces under 300 mm3 are border fragments.
 MIN_BODY_MM3 = 300.0
 
 

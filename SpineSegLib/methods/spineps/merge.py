@@ -24,7 +24,7 @@ PARTNER_DICE = 0.3
 PARTNER_RANGE = 2
 #: A couple lying on placed vertebrae by more than this fraction is a duplicate.
 MAX_PLACED_OVERLAP = 0.6
-#: Smallest vertebra piece kept (mm³): SPINEPS's 250 voxels at its 0.75 x 0.75 x 1.65 mm grid.
+#: Smallest vertebra piece kept (mm3): SPINEPS's 250 voxels at its 0.75 x 0.75 x 1.65 mm grid.
 MIN_PIECE_MM3 = 250 * 0.75 * 0.75 * 1.65
 
 Key = tuple[int, int]  # (centre rank, slot: 0 above, 1 at, 2 below the centre)

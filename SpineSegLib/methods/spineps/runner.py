@@ -28,7 +28,7 @@ NO_SPINE = "no spine found in the image (the semantic network finds no vertebral
 
 
 class SpinepsPipeline(StagedPipeline):
-    """SPINEPS (Möller et al.): semantic network -> instance network on semantic cutouts -> fusion and labels.
+    """SPINEPS (Moeller et al.): semantic network -> instance network on semantic cutouts -> fusion and labels.
 
     ``result.labelmap`` holds the instances (vertebrae by VerSe id, discs 100+X, endplates 200+X),
     ``result.semantic`` the 14 structures with SPINEPS ids, both on the input grid.
