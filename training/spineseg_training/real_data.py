@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from SpineSegLib import bids
 from SpineSegLib.body_centroids import body_centroids
 from SpineSegLib.errors import InputError
+from SpineSegLib.geometry import Grid
 from SpineSegLib.io import read_image, read_labelmap, write_centroids, write_image, write_json_atomic, write_labelmap
 from SpineSegLib.labelmap import label_ids
 from SpineSegLib.labels import LABELS
@@ -54,7 +53,7 @@ def import_real_case(
     mask = read_labelmap(labels_path)
     if remap:
         mask = sitk.ChangeLabel(mask, changeMap={float(a): float(b) for a, b in remap.items()})
-    if mask.GetSize() != image.GetSize() or not np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-3):
+    if not Grid.of(mask).same_as(Grid.of(image), tol=1e-3):
         raise InputError(labels_path, f"not on the grid of {image_path}")
     present = label_ids(sitk.GetArrayViewFromImage(mask))
     unknown = [v for v in present if v not in LABELS]

@@ -16,8 +16,8 @@ from .semantic_ids import BODY_IDS, DISC, ENDPLATE, ENDPLATE_INF, ENDPLATE_SUP
 DISC_OFFSET, ENDPLATE_OFFSET = 100, 200
 
 
-def body_centres_mm(instances: np.ndarray, semantic: np.ndarray, spacing_kji: Sequence[float]) -> dict[int, np.ndarray]:
-    """Instance id -> body centre (array axes, mm): the instance's body voxels, else all of it."""
+def body_centres(instances: np.ndarray, semantic: np.ndarray) -> dict[int, np.ndarray]:
+    """Instance id -> body centre (array index, float): the instance's body voxels, else all of it."""
     body = np.isin(semantic, BODY_IDS)
     out = {}
     for lab, sl in enumerate(ndimage.find_objects(instances), start=1):
@@ -25,19 +25,27 @@ def body_centres_mm(instances: np.ndarray, semantic: np.ndarray, spacing_kji: Se
             continue
         m = instances[sl] == lab
         b = m & body[sl]
-        c = np.asarray(ndimage.center_of_mass(b if b.any() else m)) + [s.start for s in sl]
-        out[lab] = c * np.asarray(spacing_kji, float)
+        out[lab] = np.asarray(ndimage.center_of_mass(b if b.any() else m)) + [s.start for s in sl]
     return out
 
 
 def level_mask(
-    instances: np.ndarray, semantic: np.ndarray, verse_ids: Mapping[int, int], spacing_kji: Sequence[float]
+    instances: np.ndarray,
+    semantic: np.ndarray,
+    verse_ids: Mapping[int, int],
+    spacing_kji: Sequence[float],
+    centres: Mapping[int, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The instance output: vertebrae by VerSe id, discs 100+X, endplates 200+X (uint16, 0 elsewhere)."""
+    """The instance output: vertebrae by VerSe id, discs 100+X, endplates 200+X (uint16, 0 elsewhere).
+
+    ``centres``: :func:`body_centres` of ``instances`` when the caller has them already.
+    """
     out = np.zeros(instances.shape, np.uint16)
     for inst, vid in verse_ids.items():
         out[instances == inst] = vid
-    centres = {verse_ids[i]: c for i, c in body_centres_mm(instances, semantic, spacing_kji).items() if i in verse_ids}
+    spacing = np.asarray(spacing_kji, float)
+    centres = body_centres(instances, semantic) if centres is None else centres
+    centres_mm = {verse_ids[i]: c * spacing for i, c in centres.items() if i in verse_ids}
     # Endplates: the vertebra covering most of each piece.
     plates, n = ndimage.label(np.isin(semantic, (ENDPLATE, ENDPLATE_SUP, ENDPLATE_INF)))
     for i, sl in enumerate(ndimage.find_objects(plates), start=1):
@@ -50,8 +58,8 @@ def level_mask(
     discs, n = ndimage.label(semantic == DISC)
     for i, sl in enumerate(ndimage.find_objects(discs), start=1):
         piece = discs[sl] == i
-        c = (np.asarray(ndimage.center_of_mass(piece)) + [s.start for s in sl]) * np.asarray(spacing_kji, float)
-        above = {v: float(np.linalg.norm(p - c)) for v, p in centres.items() if p[0] > c[0]}
+        c = (np.asarray(ndimage.center_of_mass(piece)) + [s.start for s in sl]) * spacing
+        above = {v: float(np.linalg.norm(p - c)) for v, p in centres_mm.items() if p[0] > c[0]}
         if above:
             out[sl][piece] = DISC_OFFSET + min(above, key=above.get)
     return out

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import special
 
 from ...geometry import Grid
 from ...models import ModelCard
 from ...pipeline.network_input import predict
 from ...pipeline.progress import Reporter
 from .centres import corpus_centres
-from .discs import DISC_OFFSET, body_centres_mm, level_mask
+from .discs import body_centres, level_mask
 from .labelling import Labelling, label_instances
 from .merge import BoxMask, merge_masks
 from .params import InstanceParams
@@ -67,7 +66,7 @@ def predict_cutouts(
         reporter(rank / max(len(centres), 1), "vertebra instances")
         block, start = cutout(channels, c, roi_kji)
         logits = predict(model, one_hot(block)[None], device, params.mixed_precision)[0]
-        classes = np.argmax(special.softmax(logits, axis=0), axis=0)
+        classes = np.argmax(logits, axis=0)  # softmax is monotone: the arg-max of the logits
         for slot in range(3):
             m = BoxMask.placed(classes == slot + 1, start, semantic.shape)
             if m is not None:
@@ -94,12 +93,12 @@ def segment_instances(
     merged = merge_masks(predictions, semantic.shape, spacing_kji, params.min_vertebra_mm3)
     instances, cleaned = assign_orphans(merged, semantic)
     labelling = label_instances(instances, cleaned, spacing_kji)
-    levels = level_mask(instances, cleaned, labelling.ids, spacing_kji)
-    centres_mm = body_centres_mm(instances, cleaned, spacing_kji)  # array axes, mm
-    body = {}
-    for inst, vid in labelling.ids.items():
-        if inst in centres_mm and vid < DISC_OFFSET:
-            index_kji = centres_mm[inst] / np.asarray(spacing_kji, float)
-            body[vid] = grid.index_to_physical(index_kji[::-1][None])[0]
+    centres_kji = body_centres(instances, cleaned)
+    levels = level_mask(instances, cleaned, labelling.ids, spacing_kji, centres_kji)
+    body = {
+        vid: grid.index_to_physical(centres_kji[inst][::-1][None])[0]
+        for inst, vid in labelling.ids.items()
+        if inst in centres_kji
+    }
     reporter(1.0, "vertebra instances")
     return InstanceMap(levels, cleaned, grid, labelling, body)

@@ -23,14 +23,13 @@ def vertebra_mask(semantic: np.ndarray) -> np.ndarray:
 
 
 def _grow(instances: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarray:
-    """Each instance grown ``steps`` 6-connected voxels into unlabelled ``allowed`` voxels (lowest id wins ties)."""
+    """Each instance grown ``steps`` 6-connected voxels into unlabelled ``allowed`` voxels (largest id wins ties)."""
     out = instances.copy()
     for _ in range(steps):
         free = allowed & (out == 0)
         if not free.any():
             break
-        grown = ndimage.grey_dilation(np.where(out > 0, out, 0), footprint=_SIX)
-        # grey dilation takes the largest neighbour id; that is a fixed, reproducible tie rule
+        grown = ndimage.grey_dilation(out, footprint=_SIX)  # the largest neighbour id: a fixed tie rule
         take = free & (grown > 0)
         out[take] = grown[take]
     return out

@@ -87,14 +87,10 @@ _CHANNEL = {**{i: i - 40 for i in range(ARCUS, INF_ARTICULAR_R + 1)}, **{i: 9 fo
 
 def instance_channels(semantic: np.ndarray) -> np.ndarray:
     """Channel index (0..9) per voxel of a semantic mask; disc, canal, cord and sacrum are background."""
-    lut = np.zeros(max(*_CHANNEL, DISC) + 1, np.uint8)
+    lut = np.zeros(256, np.uint8)
     for sid, ch in _CHANNEL.items():
         lut[sid] = ch
-    sem = np.asarray(semantic)
-    out = np.zeros(sem.shape, np.uint8)
-    inside = (sem >= 0) & (sem < lut.size)
-    out[inside] = lut[sem[inside]]
-    return out
+    return lut[np.clip(semantic, 0, 255).astype(np.int64)]
 
 
 def one_hot(channels: np.ndarray) -> np.ndarray:
