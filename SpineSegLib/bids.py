@@ -75,4 +75,6 @@ def output_names(case: str) -> dict[str, str]:
         "snapshot": f"{case}_snp.png",
         "timings": f"{case}_timings.json",
         "heatmaps": f"{case}_heatmaps.nii.gz",
+        "measurements": f"{case}_measurements.json",
+        "measurements_csv": f"{case}_measurements.csv",
     }

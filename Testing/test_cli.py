@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -262,8 +263,41 @@ def ev_case(tmp_path_factory) -> dict:
         "gt": write_labelmap(gt, root / "sub-x_seg-vert_msk.nii.gz"),
         "pred": write_labelmap(pred, root / "pred_seg-vert_msk.nii.gz"),
         "gt_ctd": write_centroids(ph.body_centroids, root / "sub-x_seg-subreg_ctd.json", reference=gt),
+        "ct": write_image(ph.image, root / "sub-x_ct.nii.gz"),
     }
     return {"gt_image": gt, "g": g, "p": p, "body": ph.body_centroids, **files}
+
+
+def test_measure_table_json_and_csv(ev_case, tmp_path, capsys):
+    js, cs = tmp_path / "m.json", tmp_path / "m.csv"
+    rc, out, err = cli(
+        capsys, "measure", "--labels", ev_case["gt"], "--image", ev_case["ct"], "--json", js, "--csv", cs
+    )
+    assert rc == 0, err
+    doc = json.loads(js.read_text())
+    names = [v["name"] for v in doc["vertebrae"]]
+    assert names == [L.name_of(x) for x in L.anatomical_order(ev_case["body"].labels) if x in L.VERTEBRA_LABELS]
+    assert doc["review"]["identification_doubtful"] is False
+    for v in doc["vertebrae"]:
+        if v["note"]:  # cut by the phantom's field of view
+            continue
+        assert 10 < v["height_middle_mm"] < 40 and v["core_hu_mean"] is not None
+    measured = [v["name"] for v in doc["vertebrae"] if not v["note"]]
+    assert len(measured) >= 3
+    assert [d["name"] for d in doc["discs"]] == [f"{a}/{b}" for a, b in itertools.pairwise(measured)]
+    assert all(2 < d["height_middle_mm"] < 20 for d in doc["discs"])
+    rows = cs.read_text().splitlines()
+    assert rows[0].startswith("label,name,volume_cm3") and len(rows) == len(names) + 1
+    assert all(n in out for n in names)
+
+
+def test_measure_bad_inputs_exit_2(ev_case, tmp_path, capsys):
+    other = write_image(sitk.Image(8, 8, 8, sitk.sitkInt16), tmp_path / "small_ct.nii.gz")
+    rc, _, err = cli(capsys, "measure", "--labels", ev_case["gt"], "--image", other)
+    assert rc == 2 and "small_ct.nii.gz" in err and "grid" in err
+    empty = write_labelmap(sitk.Image(8, 8, 8, sitk.sitkUInt8), tmp_path / "empty_msk.nii.gz")
+    rc, _, err = cli(capsys, "measure", "--labels", empty)
+    assert rc == 2 and "empty" in err
 
 
 def test_evaluate_table_json_and_csv(ev_case, tmp_path, capsys):
@@ -509,14 +543,14 @@ def run_files(out: Path, case: str) -> dict[str, Path]:
 
 def test_run_writes_the_case_outputs_on_the_input_grid(resources, spine, tmp_path, capsys):
     out = tmp_path / "out"
-    rc, _, err = cli(
+    rc, table, err = cli(
         capsys, "run", spine["path"], "-o", out, "--device", "cpu", "--save-heatmaps", "--progress", "none"
     )
     assert rc == 0, err
     f = run_files(out, "sub-syn")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f["labels"].name, f["centroids"].name, f["snapshot"].name, f["timings"].name, f["heatmaps"].name]
-        + ["sub-syn_heatmaps.json"]
+        + [f["measurements"].name, f["measurements_csv"].name, "sub-syn_heatmaps.json"]
     )
     labels = read_labelmap(f["labels"])
     assert labels.GetPixelID() == sitk.sitkUInt8 and Grid.of(labels).same_as(Grid.of(read_image(spine["path"])))
@@ -532,6 +566,12 @@ def test_run_writes_the_case_outputs_on_the_input_grid(resources, spine, tmp_pat
     assert timings["vertebrae"] == ["L1", "L2", "L3", "L4", "L5"] and timings["device"] == "cpu"
     assert set(timings["seconds"]) == {"spine", "vertebrae", "segmentation", "total"}
     assert set(timings["outputs"]) >= {f["labels"].name, f["centroids"].name, f["snapshot"].name, f["heatmaps"].name}
+    # Measurements of every segmented vertebra, the review in the timings and measurements files, the table.
+    meas = json.loads(f["measurements"].read_text())
+    assert [v["name"] for v in meas["vertebrae"]] == ["L1", "L2", "L3", "L4", "L5"]
+    assert meas["review"] == timings["review"] and "identification_doubtful" in timings["review"]
+    assert f["measurements_csv"].read_text().splitlines()[0].startswith("label,name,volume_cm3")
+    assert "level  conf  vol cm3" in table
     heat = sitk.ReadImage(str(f["heatmaps"]))
     assert heat.GetNumberOfComponentsPerPixel() == len(L.HEATMAP_LABELS) and heat.GetSpacing() == (2.0, 2.0, 2.0)
     info = json.loads((out / "sub-syn_heatmaps.json").read_text())

@@ -99,8 +99,17 @@ def test_markups_hold_the_pipeline_centroids_in_ras_with_heatmap_responses(first
     for (_, _, position), label in zip(points, direct.centroids):
         np.testing.assert_allclose(position, ras[label], atol=0.01)  # VerSe files round to 0.001 voxel
     for i, label in enumerate(direct.centroids):
-        value = float(markups.GetNthControlPointDescription(i).split()[-1])
+        description = markups.GetNthControlPointDescription(i)
+        value = float(description.split(";")[0].split()[-1])
         assert value == pytest.approx(direct.centroids.confidence_of(label), abs=2e-3)
+        # The plausibility flags of the run (the same review as the in-process pipeline's) are in the point.
+        for flag in direct.review.flags_of(label):
+            assert f"REVIEW: {flag}" in description
+
+
+def test_case_review_flags_reach_the_messages(first_run):
+    outcome, direct = first_run["outcome"], first_run["direct"]
+    assert [m for m in outcome.messages if m.startswith("REVIEW: ")] == [f"REVIEW: {x}" for x in direct.review.case]
 
 
 def test_segments_are_named_coloured_coded_and_voxel_exact(first_run):

@@ -371,6 +371,8 @@ class SpineSegLogic:
         outcome = RunOutcome()
         outcome.timings = _read_json(outputs["timings"]) if outputs["timings"].is_file() else {}
         outcome.messages += list(outcome.timings.get("messages", []))
+        review = outcome.timings.get("review") or {}
+        outcome.messages += [f"REVIEW: {line}" for line in review.get("case", [])]
         channels = None
         if outputs["heatmaps"].is_file():
             channels = results.read_heatmap_file(outputs["heatmaps"])
@@ -388,7 +390,10 @@ class SpineSegLogic:
                     value = channels.response(label, point)
                     if value is not None:
                         responses[label] = value
-            outcome.centroids = results.import_centroids(volume, centroids, responses)
+            from SpineSegLib.io.verse_ctd import verse_flags
+
+            flags = verse_flags(_read_json(outputs["centroids"]))
+            outcome.centroids = results.import_centroids(volume, centroids, responses, flags=flags)
             outcome.vertebrae = [L.name_of(k) for k in centroids]
             outcome.chain_problems = editing.chain_problems(centroids)
             if "segmentation" not in run.stages and results.find_output(volume, results.ROLE_SEGMENTATION):

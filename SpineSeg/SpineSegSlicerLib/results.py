@@ -203,11 +203,27 @@ def store_run_centroids(markups_node, centroids: Centroids) -> None:
     markups_node.SetAttribute(RUN_CENTROIDS_ATTRIBUTE, json.dumps(data))
 
 
-def import_centroids(volume, centroids: Centroids, responses: dict[int, float] | None = None, node=None):
-    """Replace the volume's vertebra point list by ``centroids`` (labels C1..L5, T13/L6, S)."""
+def import_centroids(
+    volume,
+    centroids: Centroids,
+    responses: dict[int, float] | None = None,
+    node=None,
+    flags: dict[int, list[str]] | None = None,
+):
+    """Replace the volume's vertebra point list by ``centroids`` (labels C1..L5, T13/L6, S).
+
+    Each point's description holds its heatmap response and its plausibility flags ("REVIEW: ..."),
+    so a doubted vertebra says so where the user looks at it.
+    """
     responses = responses or {}
+    flags = flags or {}
     markups = output_node(volume, ROLE_CENTROIDS, node)
-    descriptions = {k: f"heatmap response {v:.3f}" for k, v in responses.items()}
+    descriptions = {}
+    for k in centroids.labels:
+        parts = [f"heatmap response {responses[k]:.3f}"] if k in responses else []
+        parts += [f"REVIEW: {f}" for f in flags.get(k, [])]
+        if parts:
+            descriptions[k] = "; ".join(parts)
     N.set_markups_from_centroids(markups, centroids, descriptions)
     display = markups.GetDisplayNode()
     if display is not None:

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "phantom": ("phantom_cmd", "generate synthetic spine CT/MR cases in a VerSe/BIDS layout"),
     "evaluate": ("evaluate_cmd", "evaluate a vertebra segmentation (and centroids) against a ground truth"),
     "run": ("run_cmd", "run the vertebra localisation, identification and segmentation pipeline"),
+    "measure": ("measure_cmd", "measure vertebrae (volume, body heights, Genant ratios, core HU, discs), flag doubts"),
     "pipelines": ("pipelines_cmd", "list the pipelines --pipeline accepts, with method, modality and training data"),
 }
 

@@ -21,6 +21,9 @@ from typing import Any
 
 from ..models.hashing import sha256_of
 
+#: Version of the set of outputs a finished case holds (see :func:`run_record`).
+OUTPUTS_VERSION = 2
+
 
 def input_signature(path: Path) -> dict[str, Any]:
     """Size and modification time of the input file, or of every file of an input folder (DICOM)."""
@@ -50,6 +53,8 @@ def run_record(case_path: Path, args, pipeline, stages, labels, centroids_path: 
         "centroids_sha256": sha256_of(centroids_path) if centroids_path else None,
         "models": models,
         "options": {"save_heatmaps": bool(args.save_heatmaps), "dicom_seg": bool(args.dicom_seg)},
+        # What a finished case holds; raised when a version adds outputs (2: measurements, review flags).
+        "outputs_version": OUTPUTS_VERSION,
     }
 
 
@@ -61,6 +66,7 @@ _WHAT = {
     "centroids_sha256": "other --centroids",
     "models": "other model weights or cards",
     "options": "other output options",
+    "outputs_version": "this SpineSeg writes more outputs (measurements, review flags)",
 }
 
 

@@ -108,6 +108,13 @@ class _Progress:
         else:
             self.emit(fraction, message)
 
+    def write(self, text: str) -> None:
+        """Text for the user's terminal (stdout) that does not tear the progress bars."""
+        if self.mode == "bar":
+            self._tqdm.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
     def end_case(self) -> None:
         if self.stage_bar is not None:
             self.stage_bar.close()
@@ -188,8 +195,18 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
 
     from .. import bids
     from .. import labels as L
-    from ..io import read_centroids, read_image, write_centroids, write_image, write_json_atomic, write_labelmap
+    from ..io import (
+        read_centroids,
+        read_image,
+        write_centroids,
+        write_image,
+        write_json_atomic,
+        write_labelmap,
+        write_text_atomic,
+    )
+    from ..measurements import measure_vertebrae
     from ..report import write_snapshot
+    from ..report.case_table import case_table, measurements_csv
 
     image = read_image(case.path)
     given = read_centroids(args.centroids, reference=image) if args.centroids else None
@@ -208,8 +225,18 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
     written = []
     if result.labelmap is not None:
         written.append(write_labelmap(result.labelmap, out / names["labels"]))
+    rev = result.review
+    flags = rev.vertebrae if rev else None
     if result.centroids or pipeline.method.points_stage in stages or given is not None:
-        written.append(write_centroids(result.centroids, out / names["centroids"], reference=image))
+        written.append(write_centroids(result.centroids, out / names["centroids"], reference=image, flags=flags))
+    measurements = None
+    if result.labelmap is not None:
+        # Core attenuation only where the input is CT in Hounsfield units.
+        hounsfield = "ct" in pipeline.method.modalities and result.input_warning is None
+        measurements = measure_vertebrae(result.labelmap, image, hounsfield=hounsfield)
+        doc = {"case": case.name, **measurements.as_dict(), "review": rev.as_dict() if rev else None}
+        written.append(write_json_atomic(doc, out / names["measurements"]))
+        written.append(write_text_atomic(measurements_csv(measurements, rev), out / names["measurements_csv"]))
     if args.save_heatmaps and result.localization is not None:
         written.append(write_image(result.heatmaps, out / names["heatmaps"]))
         channels = result.localization.labels
@@ -238,7 +265,14 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             print(f"spineseg: warning: {case.name}: no vertebra segmented: no DICOM SEG written", file=sys.stderr)
     if result.labelmap is not None or result.centroids:
         written.append(
-            write_snapshot(out / names["snapshot"], image, result.labelmap, result.centroids, title=case.name)
+            write_snapshot(
+                out / names["snapshot"],
+                image,
+                result.labelmap,
+                result.centroids,
+                title=case.name,
+                notes=rev.lines() if rev else (),
+            )
         )
     timings = {
         "case": case.name,
@@ -249,7 +283,12 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
         "wall_seconds": round(time.perf_counter() - t0, 3),
         "vertebrae": [L.name_of(lab) for lab in result.centroids.labels],
         "messages": result.messages,
+        "review": rev.as_dict() if rev else None,
         "outputs": [p.name for p in written],
         "record": record,  # what these outputs depend on: a rerun with anything else recomputes the case
     }
     write_json_atomic(timings, out / names["timings"])
+    if rev and rev.identification_doubtful:
+        print(f"spineseg: warning: {case.name}: the vertebra levels are doubtful (see REVIEW)", file=sys.stderr)
+    if args.progress != "json" and (result.centroids or measurements):
+        progress.write(f"{case.name}:\n{case_table(result.centroids, measurements, rev)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,11 @@ def write_centroids(
     path: str | os.PathLike,
     reference: sitk.Image | Grid | None = None,
     coordinate_system: str = "LPS",
+    flags: Mapping[int, Sequence[str]] | None = None,
 ) -> Path:
     """Write ``centroids`` atomically in the format the file name says; returns the path.
+
+    ``flags`` (plausibility flags per label) are stored in VerSe files (an extra key per entry).
 
     VerSe files (``*.json`` but not ``*.mrk.json``) need ``reference`` and are written in its
     own axcodes; ``coordinate_system`` ("LPS" or "RAS") applies to markups and CSV files.
@@ -141,5 +145,5 @@ def write_centroids(
             raise InputError(
                 p, "the VerSe centroid format stores voxel indices: writing it needs the reference image or grid"
             )
-        return write_json_atomic(verse_document(centroids, grid), p, indent=None)
+        return write_json_atomic(verse_document(centroids, grid, flags), p, indent=None)
     raise InputError(p, f"unknown centroid file type; SpineSeg writes {_KINDS}")

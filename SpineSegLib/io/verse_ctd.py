@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,13 @@ def parse_verse(document: Any, path: Path, grid: Grid) -> Centroids:
     return Centroids(dict(zip(labels, points)), confidence)
 
 
-def verse_document(centroids: Centroids, grid: Grid) -> list[dict[str, Any]]:
-    """The VerSe centroid list of ``centroids`` on ``grid`` (the grid's own axcodes and indices)."""
+def verse_document(
+    centroids: Centroids, grid: Grid, flags: Mapping[int, Sequence[str]] | None = None
+) -> list[dict[str, Any]]:
+    """The VerSe centroid list of ``centroids`` on ``grid`` (the grid's own axcodes and indices).
+
+    ``flags`` (plausibility flags per label) go into the entries as an extra ``flags`` list.
+    """
     doc: list[dict[str, Any]] = [{"direction": list(image_axcodes(grid))}]
     if len(centroids):
         index = grid.physical_to_index(centroids.array())
@@ -160,5 +166,21 @@ def verse_document(centroids: Centroids, grid: Grid) -> list[dict[str, Any]]:
             conf = centroids.confidence_of(label)
             if conf is not None:  # an extra key: VerSe readers use label/X/Y/Z only
                 entry["confidence"] = round(float(conf), 4)
+            if flags and flags.get(int(label)):
+                entry["flags"] = [str(f) for f in flags[int(label)]]
             doc.append(entry)
     return doc
+
+
+def verse_flags(document: Any) -> dict[int, list[str]]:
+    """The plausibility flags a SpineSeg VerSe centroid list carries per label (empty for other files)."""
+    out: dict[int, list[str]] = {}
+    if isinstance(document, list):
+        for entry in document:
+            if isinstance(entry, dict) and isinstance(entry.get("flags"), list) and "label" in entry:
+                try:
+                    label = int(entry["label"])
+                except (TypeError, ValueError):
+                    continue
+                out[label] = [str(f) for f in entry["flags"]]
+    return out

@@ -19,6 +19,7 @@ from ..centroids import Centroids
 from ..errors import SpineSegError
 from ..methods import DEFAULT_PIPELINE, MethodSpec
 from ..models import Manifest, ModelCard, load_model
+from ..plausibility import Review, review
 from .checks import ct_intensity_warning, mr_input_warning
 from .device import resolve_device
 from .params import StageParams
@@ -38,6 +39,8 @@ class PipelineResult:
     semantic: sitk.Image | None = None  # structure classes (SPINEPS ids), for methods with a semantic stage
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    input_warning: str | None = None  # the input check's warning (not CT in HU, not an MR), also in messages
+    review: Review | None = None  # plausibility flags of the result (SpineSegLib.plausibility)
 
     @property
     def heatmaps(self) -> sitk.Image | None:
@@ -113,11 +116,14 @@ class StagedPipeline:
         if warning:
             log.warning(warning)
             result.messages.append(warning)
+            result.input_warning = warning
         return Reporter(progress, cancel), result
 
     @staticmethod
     def _finish(result: PipelineResult, reporter: Reporter) -> PipelineResult:
+        """Total time, and the plausibility review every output carries (:mod:`SpineSegLib.plausibility`)."""
         result.timings["total"] = sum(v for k, v in result.timings.items() if k != "total")
+        result.review = review(result.centroids, result.labelmap, input_warning=result.input_warning)
         reporter(1.0, "done")
         return result
 

@@ -46,6 +46,9 @@ FILL_OPACITY = 0.35
 
 _BACKGROUND = (0, 0, 0)
 _TEXT_COLOR = (235, 235, 235)
+_NOTE_COLOR = (255, 190, 60)
+#: Most flag lines printed under the panels.
+MAX_NOTES = 8
 _MARKER_EDGE = (0, 0, 0)
 _INTENSITY_SAMPLE = 1_000_000  # voxels read for the window: percentiles need no more
 _LABEL_SAMPLE = 8_000_000  # voxels read to find the spine's median position
@@ -293,8 +296,12 @@ def render_snapshot(
     min_height: int = 384,
     max_width: int = 1600,
     modality: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Image.Image:
     """The check picture (RGB): sagittal and coronal panel side by side, see the module docstring.
+
+    ``notes`` (the result's plausibility flags) are printed under the panels in amber, so a result the
+    pipeline doubts says so in the picture too; at most :data:`MAX_NOTES` lines, then a count.
 
     One picture pixel is ``spacing_mm`` mm, finer if the panels would be less than
     ``min_height`` pixels tall (0: never), coarser if they would be taller than ``max_height``
@@ -337,7 +344,12 @@ def render_snapshot(
     title_line = _text_box(scratch, "Ag", title_font, 0)[3] + pad if title else 0
     top = pad + title_line + line
     width = pad + panels[0].width + gap + panels[1].width + pad
-    canvas = Image.new("RGB", (width, top + height + pad), _BACKGROUND)
+    notes = list(notes)
+    if len(notes) > MAX_NOTES:
+        notes = notes[: MAX_NOTES - 1] + [f"... and {len(notes) - MAX_NOTES + 1} more (see the centroid file)"]
+    notes = [part for text in notes for part in _wrap(scratch, text, font, width - 2 * pad)]
+    notes_height = len(notes) * line + (pad if notes else 0)
+    canvas = Image.new("RGB", (width, top + height + pad + notes_height), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     if title:
         draw.text((pad, pad), title, fill=_TEXT_COLOR, font=title_font)
@@ -357,7 +369,20 @@ def render_snapshot(
             radius = max(3, round(size * 0.35))
             _draw_centroids(draw, plane, (x0, top), centroids, font, stroke, radius)
         x0 += panel.width + gap
+    for n, text in enumerate(notes):
+        draw.text((pad, top + height + pad + n * line), text, fill=_NOTE_COLOR, font=font)
     return canvas
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: float) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width`` pixels (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and draw.textlength(lines[-1] + " " + word, font=font) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word if not lines else "  " + word)
+    return lines or [""]
 
 
 def write_snapshot(
