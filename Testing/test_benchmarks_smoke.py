@@ -360,3 +360,43 @@ def test_bench_lumbar_quick_scores_only_lumbar_levels_and_pools_them(tmp_path):
         assert p["vertebrae"] == len(levels) and _close(p["dice"], float(np.mean([lv["dice"] for lv in levels])))
         assert p["identified"] == sum(lv["identified"] for lv in levels)
     assert res["goal"]["phantom"] == ("met" if res["goal"]["phantom_dice"] >= 0.93 else "MISSED")
+
+
+def test_bench_review_counts_truth_and_renamed_cases(tmp_path):
+    """bench_review on one lumbar phantom: its counts agree with the review run here on the same files."""
+    from SpineSegLib import labels as L
+    from SpineSegLib.cli import main as cli_main
+    from SpineSegLib.io import read_centroids, read_labelmap
+    from SpineSegLib.plausibility import review
+
+    data = tmp_path / "data"
+    assert cli_main(["phantom", "-o", str(data), "--region", "lumbar", "--spacing", "2", "2", "2", "--seed", "7"]) == 0
+    out = tmp_path / "res" / "review.json"
+    r = subprocess.run(
+        [sys.executable, str(BENCH / "bench_review.py"), "--data", str(data), "--shifts", "1,3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    bench = _load("bench_review.py")
+    ((name, mask_path, ctd_path),) = bench.cases(data)
+    mask = read_labelmap(mask_path)
+    ctd = read_centroids(ctd_path, reference=mask)
+    truth = res["truth"]
+    assert truth["cases"] == 1
+    assert truth["vertebrae"] == len([x for x in ctd.labels if x in L.VERTEBRA_LABELS]) > 0
+    assert truth["doubtful"] == int(review(ctd, mask).identification_doubtful)
+    assert set(res["shifted"]) == {"1", "-1", "3", "-3"}
+    # the lumbar chain ends at L5: no vertebra can be renamed towards the feet
+    assert res["shifted"]["-1"] == res["shifted"]["-3"] == {"cases": 0, "doubtful": 0}
+    for k in (1, 3):
+        moved_mask, moved_ctd = bench.shifted(mask, ctd, k)
+        assert set(moved_ctd.labels) == {bench.ORDER[bench.ORDER.index(x) - k] for x in ctd.labels if x in bench.ORDER}
+        assert res["shifted"][str(k)] == {
+            "cases": 1,
+            "doubtful": int(review(moved_ctd, moved_mask).identification_doubtful),
+        }
+    assert Path(out.with_suffix(".md")).read_text().startswith("### Plausibility review")

@@ -64,6 +64,7 @@ from SpineSegLib.io import read_centroids, read_image, read_labelmap  # noqa: E4
 from SpineSegLib.labelmap import label_centroids, label_ids  # noqa: E402
 from SpineSegLib.metrics import evaluate, resample_prediction  # noqa: E402
 from SpineSegLib.metrics.report import DEFINITIONS  # noqa: E402
+from SpineSegLib.plausibility import review  # noqa: E402
 
 DEFAULT_SHARED = REPO.parent / "shared"
 REPO_REAL = REPO / "Testing" / "data" / "real"
@@ -310,6 +311,7 @@ def run_case(pipeline, root: Path, case: RealCase, cards: dict) -> dict:
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "seconds": round(time.perf_counter() - t0, 3),
         "messages": list(result.messages),
+        "review": result.review.as_dict() if result.review else None,
     }
     for key, points in (("stage3_body", body), ("stage3_mask", whole)):
         t0 = time.perf_counter()
@@ -334,6 +336,9 @@ def run_case(pipeline, root: Path, case: RealCase, cards: dict) -> dict:
         "true_points_lps_mm": {L.name_of(k): [round(float(x), 2) for x in v] for k, v in body.items()},
         "body_minus_whole_mm": {L.name_of(k): round(float(np.linalg.norm(body[k] - whole[k])), 2) for k in body},
         "runs": runs,
+        # The plausibility review of the ground truth itself (labels and estimated body centres): a flag
+        # here is a false alarm of the review, not a fault of the pipeline.
+        "truth_review": review(body, gt).as_dict(),
     }
     if case.focus is not None:
         out["focus"] = {
@@ -441,6 +446,24 @@ def markdown(res: dict) -> str:
             f"| {_f(x['id_rate'], '.1f', 100)} % | {_f(x['pe_mean_mm_all'])} "
             f"| {_f(r['nearest_prediction']['mean_mm'])} | {_f(x['dice_mean'], '.4f')} "
             f"| {x['n_extra']} | {r['seconds']:.1f} | {SEEN if r['seen_in_training'] else ''} |"
+        )
+    lines += [
+        "",
+        "Plausibility review (SpineSegLib.plausibility; its ranges were set before these cases were looked at): "
+        "does the review doubt the pipeline's levels where they are wrong, and leave the ground truth alone?",
+        "",
+        "| case | identified (a) | pipeline result doubted | its case flags | ground truth doubted "
+        "| flags on the truth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in res["cases"]:
+        r, t = c["runs"]["full"], c["truth_review"]
+        rv = r.get("review") or {}
+        n_flags = sum(len(v) for v in t["vertebrae"].values()) + len(t["case"])
+        lines.append(
+            f"| {c['case']} | {r['metrics']['n_identified']}/{r['metrics']['n_gt']} "
+            f"| {_yes(rv.get('identification_doubtful', False))} | {'; '.join(rv.get('case', [])) or '-'} "
+            f"| {_yes(t['identification_doubtful'])} | {n_flags} |"
         )
     lines += [
         "",

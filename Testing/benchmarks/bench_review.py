@@ -1,0 +1,132 @@
+"""Benchmark: how often the plausibility review doubts a correct result, and how often it catches wrong levels.
+
+On a VerSe-layout data set (``--data``: rawdata/derivatives with ``_seg-vert_msk`` and ``_seg-subreg_ctd``,
+e.g. a fresh phantom set written by ``bench_accuracy.py --data``), every case's ground truth is reviewed
+as is (a "doubtful" there is a false alarm) and with every vertebra renamed ``k`` levels up or down (the
+mask and the centroids together: a result whose levels are all wrong by ``k``), for each ``k`` of
+``--shifts``. A renamed case counts only where every renamed level exists (no vertebra falls off C1 or
+L5). The review's ranges were fixed before any of this was run (:mod:`SpineSegLib.plausibility`).
+
+Run: ``.venv/bin/python Testing/benchmarks/bench_review.py --data DATA --out out/benchmarks/review.json
+--markdown out/benchmarks/review.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+import SimpleITK as sitk
+from machine import machine_info
+from results import write_results
+
+from SpineSegLib import labels as L
+from SpineSegLib.io import read_centroids, read_labelmap
+from SpineSegLib.plausibility import review
+
+#: The order levels are renamed in (T13 and L6 are not shifted into or out of).
+ORDER = [lab for lab in L.anatomical_order(L.HEATMAP_LABELS) if lab not in L.TRANSITIONAL_LABELS]
+
+
+def cases(root: Path) -> list[tuple[str, Path, Path]]:
+    out = []
+    for folder in sorted((root / "derivatives").glob("sub-*")):
+        mask = folder / f"{folder.name}_seg-vert_msk.nii.gz"
+        ctd = folder / f"{folder.name}_seg-subreg_ctd.json"
+        if mask.is_file() and ctd.is_file():
+            out.append((folder.name, mask, ctd))
+    return out
+
+
+def shifted(mask: sitk.Image, centroids, k: int):
+    """Mask and centroids with every vertebra renamed ``k`` levels (positive: towards the head), or None."""
+    levels = [lab for lab in centroids.labels if lab in ORDER]
+    if not levels or any(not 0 <= ORDER.index(lab) - k < len(ORDER) for lab in levels):
+        return None
+    mapping = {lab: ORDER[ORDER.index(lab) - k] for lab in levels}
+    arr = sitk.GetArrayFromImage(mask)
+    out = np.zeros_like(arr)
+    for a, b in mapping.items():
+        out[arr == a] = b
+    img = sitk.GetImageFromArray(out)
+    img.CopyInformation(mask)
+    return img, centroids.subset(mapping).relabelled(mapping)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="VerSe-layout folder (rawdata, derivatives)")
+    ap.add_argument("--shifts", default="1,2,3,5,10,19", help="level shifts to simulate (both directions)")
+    ap.add_argument("--out", type=Path, default=Path("out/benchmarks/review.json"))
+    ap.add_argument("--markdown", type=Path)
+    args = ap.parse_args(argv)
+    shifts = [int(x) for x in args.shifts.split(",")]
+    found = cases(args.data)
+    if not found:
+        print(f"bench_review: no case with a mask and a centroid file under {args.data}")
+        return 0
+    truth = {"cases": 0, "doubtful": 0, "flagged_vertebrae": 0, "vertebrae": 0, "examples": []}
+    caught = {k: {"cases": 0, "doubtful": 0} for s in shifts for k in (s, -s)}
+    for name, mask_path, ctd_path in found:
+        mask = read_labelmap(mask_path)
+        ctd = read_centroids(ctd_path, reference=mask)
+        rev = review(ctd, mask)
+        truth["cases"] += 1
+        truth["doubtful"] += rev.identification_doubtful
+        truth["vertebrae"] += len([x for x in ctd.labels if x in L.VERTEBRA_LABELS])
+        # T13 and L6 flags are right (transitional anatomy to check), not false alarms.
+        odd = {k: v for k, v in rev.vertebrae.items() if k not in L.TRANSITIONAL_LABELS}
+        truth["flagged_vertebrae"] += len(odd)
+        if rev.identification_doubtful or odd:
+            truth["examples"].append({"case": name, "lines": rev.lines()[:4]})
+        for k, tally in caught.items():
+            moved = shifted(mask, ctd, k)
+            if moved is None:
+                continue
+            tally["cases"] += 1
+            tally["doubtful"] += review(moved[1], moved[0]).identification_doubtful
+        print(f"{name}: truth doubtful={rev.identification_doubtful} flags={len(odd)}", flush=True)
+    res = {
+        "benchmark": "plausibility review on ground truth and on renamed ground truth",
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "data": str(args.data),
+        "truth": truth,
+        "shifted": {str(k): v for k, v in sorted(caught.items())},
+    }
+    write_results(res, markdown(res), args.out, args.markdown or args.out.with_suffix(".md"))
+    return 0
+
+
+def markdown(res: dict) -> str:
+    t = res["truth"]
+    lines = [
+        "### Plausibility review: false alarms on the truth, wrong levels caught",
+        "",
+        f"- command: `{res['command']}`",
+        f"- date: {res['date']}; data: {res['data']}",
+        "",
+        f"Ground truth as is: {t['doubtful']}/{t['cases']} cases doubted (false alarms); "
+        f"{t['flagged_vertebrae']}/{t['vertebrae']} vertebrae with a size or spacing flag (T13/L6 flags excluded).",
+        "",
+        "| levels renamed by | cases | doubted |",
+        "|---|---|---|",
+    ]
+    for k, v in sorted(res["shifted"].items(), key=lambda kv: (abs(int(kv[0])), int(kv[0]))):
+        rate = f"{100 * v['doubtful'] / v['cases']:.0f} %" if v["cases"] else "-"
+        lines.append(
+            f"| {int(k):+d} (toward the {'head' if int(k) > 0 else 'feet'}) | {v['cases']} | {v['doubtful']} ({rate}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
