@@ -71,6 +71,7 @@ def output_names(case: str) -> dict[str, str]:
     """File names SpineSeg writes for a processed case (VerSe naming)."""
     return {
         "labels": f"{case}_seg-vert_msk.nii.gz",
+        "semantic": f"{case}_seg-spine_msk.nii.gz",  # methods with a semantic stage (SPINEPS ids)
         "centroids": f"{case}_ctd.json",
         "snapshot": f"{case}_snp.png",
         "timings": f"{case}_timings.json",

@@ -184,3 +184,87 @@ def from_totalsegmentator(ts_id: int) -> int:
     if 27 <= ts_id <= 50:
         return 51 - ts_id
     raise KeyError(f"TotalSegmentator id {ts_id} is not a spine label (TotalSegmentator spine ids are 25..50)")
+
+
+# Discs and endplates (SPINEPS instance ids): 100+X is the disc below vertebra X, 200+X the endplate(s)
+# of vertebra X. Named after the standard sequence (T12/L1, L5/S1): in a spine with T13 or L6 the disc
+# below T12 or L5 takes the name of the standard one. SNOMED CT codes: DICOM CID 7604 (Intervertebral
+# Disc); a disc that list has no code for (below C1, T13, L6) and the endplates have none.
+DISC_OFFSET = 100
+ENDPLATE_OFFSET = 200
+
+_DISC_CODES: dict[int, str] = {
+    2: "1078209008",
+    3: "58820006",
+    4: "49400002",
+    5: "73959003",
+    6: "75095006",
+    7: "37414007",
+    8: "40908007",
+    9: "6004007",
+    10: "2620004",
+    11: "82965004",
+    12: "72692000",
+    13: "74401007",
+    14: "28693002",
+    15: "9188009",
+    16: "113209001",
+    17: "34959001",
+    18: "1537001",
+    19: "76206002",
+    20: "80064006",
+    21: "67459009",
+    22: "62551000",
+    23: "84020006",
+    24: "715056000",
+}
+#: The vertebra right below each vertebra in a standard spine (T13 -> L1, L5 and L6 -> S1).
+_STANDARD_NEXT = {**{i: i + 1 for i in range(1, 24)}, 24: 26, 25: 26, 28: 20}
+
+
+@dataclass(frozen=True)
+class StructureLabel:
+    """A disc (100+X) or an endplate (200+X) of vertebra X: name, colour and code where one exists."""
+
+    id: int
+    name: str
+    kind: str  # "disc" or "endplate"
+    level: int  # the vertebra X
+    color: tuple[int, int, int]
+    snomed: SnomedCode | None
+
+    @property
+    def color_float(self) -> tuple[float, float, float]:
+        return tuple(c / 255.0 for c in self.color)  # type: ignore[return-value]
+
+
+def structure(label: int) -> StructureLabel | None:
+    """The disc or endplate row of an instance id (100+X, 200+X with X a vertebra), else None."""
+    row = _row(label - DISC_OFFSET) if DISC_OFFSET < label < ENDPLATE_OFFSET else None
+    kind = "disc"
+    if row is None and ENDPLATE_OFFSET < label < ENDPLATE_OFFSET + 100:
+        row, kind = _row(label - ENDPLATE_OFFSET), "endplate"
+    if row is None or row.id not in VERTEBRA_LABELS:
+        return None
+    r, g, b = row.color
+    if kind == "disc":
+        below = LABELS[_STANDARD_NEXT[row.id]].name if row.id in _STANDARD_NEXT else "?"
+        code = _DISC_CODES.get(row.id)
+        name = f"{row.name}/{'S1' if below == 'S' else below} disc"
+        # discs: the vertebra's colour lightened towards white, so disc and vertebra tell apart
+        colour = (r + (255 - r) * 2 // 3, g + (255 - g) * 2 // 3, b + (255 - b) * 2 // 3)
+        return StructureLabel(int(label), name, kind, row.id, colour, SnomedCode(code, name) if code else None)
+    return StructureLabel(int(label), f"{row.name} endplate", kind, row.id, (r // 2, g // 2, b // 2), None)
+
+
+def any_id_of(name: str) -> int:
+    """The id of a vertebra name ("L1"), a disc ("L1/L2 disc") or an endplate ("L1 endplate")."""
+    text = name.strip() if isinstance(name, str) else ""
+    for offset, suffix in ((DISC_OFFSET, " disc"), (ENDPLATE_OFFSET, " endplate")):
+        if text.lower().endswith(suffix):
+            for vid in VERTEBRA_LABELS:
+                row = structure(offset + vid)
+                if row is not None and row.name.lower() == text.lower():
+                    return row.id
+            raise KeyError(f"unknown structure name {name!r}")
+    return id_of(text)

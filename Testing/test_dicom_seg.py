@@ -132,3 +132,26 @@ def test_dicom_seg_is_refused_for_a_file_input(tmp_path, capsys):
     sitk.WriteImage(synthetic_lumbar_ct().image, str(path))
     rc = main(["run", str(path), "-o", str(tmp_path / "out"), "--dicom-seg"])
     assert rc == 2 and "--dicom-seg needs DICOM folder inputs" in capsys.readouterr().err
+
+
+def test_discs_with_a_snomed_code_become_segments_and_endplates_are_left_out_by_name(tmp_path):
+    """An MR-style instance map (vertebrae, discs 100+X, endplates 200+X) written as a DICOM SEG."""
+    from SpineSegLib.io.dicom_seg import uncoded_labels, write_dicom_seg
+
+    series = tmp_path / "series"
+    image = synthetic_lumbar_ct().image
+    write_series(image, series)
+    arr = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint16)
+    arr[2:6, 10:20, 10:20] = 20  # L1
+    arr[6:8, 10:20, 10:20] = 120  # L1/L2 disc (SNOMED 80064006, DICOM CID 7604)
+    arr[8:10, 10:20, 10:20] = 221  # L2 endplate: no code
+    arr[10:12, 10:20, 10:20] = 125  # L6/S1 disc: not in CID 7604
+    labels = sitk.GetImageFromArray(arr)
+    labels.CopyInformation(image)
+    assert uncoded_labels(labels) == [125, 221]
+    path = write_dicom_seg(labels, series, tmp_path / "x.dcm", pipeline="mr-t2w", weights_sha256={})
+    seg = pydicom.dcmread(str(path))
+    got = {d.SegmentLabel: d.SegmentedPropertyTypeCodeSequence[0].CodeValue for d in seg.SegmentSequence}
+    assert got == {"L1": L.get(20).snomed.value, "L1/L2 disc": "80064006"}
+    back = read_dicom_seg_labels(path, series)
+    np.testing.assert_array_equal(back, np.where(np.isin(arr, (20, 120)), arr, 0))

@@ -216,3 +216,21 @@ def test_parse_list_takes_names_and_ids():
     assert L.parse_list("T13,28,") == [28, 28]
     with pytest.raises(KeyError, match="L9"):
         L.parse_list("L1,L9")
+
+
+def test_discs_and_endplates_have_names_colours_and_the_dicom_disc_codes():
+    # DICOM CID 7604 (Intervertebral Disc): the SNOMED CT codes of C2/C3, T12/L1 and L5/S1
+    assert L.structure(102).name == "C2/C3 disc" and L.structure(102).snomed.value == "1078209008"
+    assert L.structure(119).name == "T12/L1 disc" and L.structure(119).snomed.value == "76206002"
+    assert L.structure(124).name == "L5/S1 disc" and L.structure(124).snomed.value == "715056000"
+    assert L.structure(128).name == "T13/L1 disc" and L.structure(128).snomed is None  # no code of its own
+    assert L.structure(224).kind == "endplate" and L.structure(224).level == 24 and L.structure(224).snomed is None
+    assert L.structure(126) is None and L.structure(99) is None and L.structure(20) is None  # sacrum: no disc below
+    codes = [L.structure(100 + v).snomed.value for v in range(2, 25)]
+    assert len(set(codes)) == len(codes) == 23
+    for label in (101, 119, 125, 128, 201, 220, 228):
+        row = L.structure(label)
+        assert L.any_id_of(row.name) == label and row.color != L.get(row.level).color
+    assert L.any_id_of("L3") == 22
+    with pytest.raises(KeyError):
+        L.any_id_of("L9/L10 disc")

@@ -225,6 +225,8 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
     written = []
     if result.labelmap is not None:
         written.append(write_labelmap(result.labelmap, out / names["labels"]))
+    if result.semantic is not None:
+        written.append(write_labelmap(result.semantic, out / names["semantic"]))
     rev = result.review
     flags = rev.vertebrae if rev else None
     if result.centroids or pipeline.method.points_stage in stages or given is not None:
@@ -249,7 +251,7 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             out / f"{case.name}_heatmaps.json",
         )
     if args.dicom_seg and result.labelmap is not None:
-        from ..io.dicom_seg import write_dicom_seg
+        from ..io.dicom_seg import uncoded_labels, write_dicom_seg
 
         shas = {stage: pipeline.card(stage).sha256 for stage in stages if stage in pipeline.method.stage_names}
         seg = write_dicom_seg(
@@ -259,6 +261,13 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             pipeline=args.pipeline,
             weights_sha256=shas,
         )
+        left_out = uncoded_labels(result.labelmap)
+        if seg is not None and left_out:
+            print(
+                f"spineseg: warning: {case.name}: the DICOM SEG leaves out the labels without a SNOMED CT code "
+                f"({', '.join(str(v) for v in left_out)}); the NIfTI label map has them",
+                file=sys.stderr,
+            )
         if seg is not None:
             written.append(seg)
         else:

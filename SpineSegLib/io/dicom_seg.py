@@ -58,7 +58,11 @@ def write_dicom_seg(
         raise InputError(
             folder, f"its series ({len(sources)} x {rows} x {cols}) is not the label map's grid {arr.shape}"
         )
-    present = L.anatomical_order(int(v) for v in np.unique(arr) if v)
+    values = [int(v) for v in np.unique(arr) if v]
+    # Vertebrae, then the discs that have a SNOMED CT code (DICOM CID 7604); endplates and uncoded
+    # discs have no code to write and are left out (the caller says so: ``uncoded_labels``).
+    present = L.anatomical_order(v for v in values if L.is_known(v))
+    present += sorted(v for v in values if (s := L.structure(v)) is not None and s.snomed is not None)
     if not present:
         return None
     frames = np.zeros(arr.shape, dtype=np.uint8)
@@ -71,10 +75,9 @@ def write_dicom_seg(
     descriptions = []
     for number, label in enumerate(present, 1):
         frames[arr == label] = number
-        info = L.get(label)
-        regions = (
-            [CodedConcept(info.region_snomed.value, "SCT", info.region_snomed.meaning)] if info.region_snomed else None
-        )
+        info = L.get(label) if L.is_known(label) else L.structure(label)
+        region_code = getattr(info, "region_snomed", None)
+        regions = [CodedConcept(region_code.value, "SCT", region_code.meaning)] if region_code else None
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
@@ -84,7 +87,7 @@ def write_dicom_seg(
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
                 algorithm_identification=algorithm,
                 tracking_uid=hd.UID(),
-                tracking_id=f"vertebra {info.name}",
+                tracking_id=f"{getattr(info, 'kind', 'vertebra')} {info.name}",
                 anatomic_regions=regions,
             )
         )
@@ -96,6 +99,12 @@ def write_dicom_seg(
     with atomic_path(out_path) as tmp:
         seg.save_as(str(tmp))
     return out_path
+
+
+def uncoded_labels(labelmap: sitk.Image) -> list[int]:
+    """Ids of ``labelmap`` a DICOM SEG leaves out: endplates, discs without a SNOMED CT code, unknown ids."""
+    values = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(labelmap)) if v]
+    return [v for v in values if not L.is_known(v) and ((s := L.structure(v)) is None or s.snomed is None)]
 
 
 def _segmentation(hd, sources, frames, descriptions, pipeline: str, series_description: str):
@@ -117,13 +126,13 @@ def _segmentation(hd, sources, frames, descriptions, pipeline: str, series_descr
 
 
 def read_dicom_seg_labels(seg_path: str | os.PathLike, series_folder: str | os.PathLike) -> np.ndarray:
-    """The SEG as a VerSe-id label array [k, j, i] on the series' grid (frames matched by source SOP UID)."""
+    """The SEG as a VerSe-id label array (discs 100+X) [k, j, i] on the series' grid (frames matched by source SOP UID)."""
     hd, pydicom = _highdicom()
     seg = hd.seg.segread(str(seg_path))
     names = _dicom_series(Path(series_folder))
     uids = [str(pydicom.dcmread(n, stop_before_pixels=True).SOPInstanceUID) for n in names]
     numbers = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
-    lut = np.zeros(int(numbers.max()) + 1 if numbers.size else 1, dtype=np.uint8)
+    lut = np.zeros(int(numbers.max()) + 1 if numbers.size else 1, dtype=np.uint16)
     for d in seg.SegmentSequence:
-        lut[int(d.SegmentNumber)] = L.id_of(str(d.SegmentLabel))
+        lut[int(d.SegmentNumber)] = L.any_id_of(str(d.SegmentLabel))
     return lut[numbers]

@@ -82,7 +82,7 @@ def ct_intensity_warning(image: sitk.Image) -> str | None:
     return (
         f"intensities ({seen}) do not look like CT in Hounsfield units ({problem}; CT has soft tissue about "
         "-100..100 with fat or air below 0, and bone above 300): this CT pipeline will likely fail on MR or "
-        "rescaled data"
+        "rescaled data (a sagittal T2w MR: use --pipeline mr-t2w)"
     )
 
 

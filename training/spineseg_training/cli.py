@@ -41,6 +41,16 @@ def method_keys(method: str) -> tuple[str, ...]:
     return tuple(s if spec.name == DEFAULT_METHOD else f"{spec.name}-{s}" for s in spec.stage_names)
 
 
+def training_modality(args: argparse.Namespace) -> str:
+    """The modality of the method a training command trains (a stage key names its method: ``spineps-semantic``)."""
+    method = args.method
+    if args.command in STAGE_KEYS and "-" in args.command:
+        method = args.command.split("-", 1)[0]
+    elif args.command in STAGE_KEYS:
+        method = DEFAULT_METHOD
+    return get_method(method).modalities[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spineseg-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="sampling worker processes (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, help="cache folder of resampled cases (default <out>/cache)")
-    p.add_argument("--modality", default="ct", choices=("ct", "mr"))
+    p.add_argument(
+        "--modality",
+        choices=("ct", "mr"),
+        help="the image modality to read or make (default: the trained method's, e.g. mr for spineps; phantoms: ct)",
+    )
     p.add_argument("--to", type=Path, help="export: folder for the weights and cards")
     p.add_argument("--manifest", type=Path, help="export: manifest to register the weights in")
     p.add_argument(
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not args.seeds:
                 raise SpineSegError("phantoms needs --seeds FIRST STOP")
-            make_dataset(args.out, range(*args.seeds), args.kind, args.modality)
+            make_dataset(args.out, range(*args.seeds), args.kind, args.modality or "ct")
             return 0
         if args.command == "paint":
             from .label_data import paint_dataset
@@ -143,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.data:
             raise SpineSegError("--data is required for training")
-        cases = [c for root in args.data for c in find_cases(root, args.modality)]
+        modality = args.modality or training_modality(args)
+        cases = [c for root in args.data for c in find_cases(root, modality)]
         if args.command == "cache":  # build the resampled-case cache once, before parallel runs
             from tqdm import tqdm
 

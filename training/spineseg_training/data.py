@@ -2,7 +2,8 @@
 
 A case is an image (``rawdata/sub-*/*_ct.nii.gz`` or ``_T2w``) with its vertebra mask
 (``derivatives/sub-*/*_seg-vert_msk.nii.gz``) and centroid file (``*_ctd.json``, VerSe
-format). ``spineseg phantom`` writes exactly this layout. Training crops are sampled from a
+format), and where there is one its subregion mask (``*_seg-subreg_msk.nii.gz``, SPINEPS ids: the
+structures the MR method learns). ``spineseg phantom`` writes exactly this layout. Training crops are sampled from a
 cache: the case resampled once onto an LPS-aligned 1 mm grid and stored as ``.npy``, so
 that workers memory-map it and read only the block a crop needs. The cache also keeps the
 image and mask on their own grid: segmentation crops are sampled from those, once, as
@@ -42,6 +43,7 @@ class CaseFiles:
     image: Path
     mask: Path
     centroids: Path
+    subregions: Path | None = None
 
 
 def find_cases(root: str | Path, modality: str = "ct") -> list[CaseFiles]:
@@ -51,10 +53,13 @@ def find_cases(root: str | Path, modality: str = "ct") -> list[CaseFiles]:
         raise SpineSegError(f"{root}: dataset folder not found")
     masks: dict[str, Path] = {}
     ctds: dict[str, Path] = {}
+    subregs: dict[str, Path] = {}
     for p in sorted((root / "derivatives").rglob("*")) if (root / "derivatives").is_dir() else []:
         n = p.name
         if n.endswith("_seg-vert_msk.nii.gz"):
             masks[n.split("_seg-vert_msk")[0].split("_")[0]] = p
+        elif n.endswith("_seg-subreg_msk.nii.gz"):
+            subregs[n.split("_")[0]] = p
         elif n.endswith("_ctd.json"):
             ctds.setdefault(n.split("_")[0], p)
     cases = []
@@ -65,7 +70,7 @@ def find_cases(root: str | Path, modality: str = "ct") -> list[CaseFiles]:
             continue
         subject = stem.split("_")[0]
         if subject in masks and subject in ctds:
-            cases.append(CaseFiles(case_name(p), p, masks[subject], ctds[subject]))
+            cases.append(CaseFiles(case_name(p), p, masks[subject], ctds[subject], subregs.get(subject)))
         elif subject in masks:
             # Centroids from the mask would be whole-vertebra centres, not the vertebral-body
             # centres the localisation networks learn: leave such cases out, loudly.
@@ -89,6 +94,7 @@ class CachedCase:
     native_image_grid: Grid
     native_labels: np.ndarray  # the vertebra mask on its own grid, memory-mapped
     native_labels_grid: Grid
+    subregions: np.ndarray | None = None  # uint8 SPINEPS ids on the cache grid, memory-mapped; None: no subregion mask
 
     @property
     def vertebra_labels(self) -> list[int]:
@@ -96,7 +102,8 @@ class CachedCase:
 
 
 def _cache_key(files: CaseFiles, spacing: float) -> str:
-    stats = [os.stat(p).st_mtime_ns for p in (files.image, files.mask, files.centroids)]
+    paths = (files.image, files.mask, files.centroids) + ((files.subregions,) if files.subregions else ())
+    stats = [os.stat(p).st_mtime_ns for p in paths]
     return json.dumps({"v": CACHE_VERSION, "spacing": spacing, "mtimes": stats})
 
 
@@ -117,6 +124,8 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
     mask = read_labelmap(files.mask)
     centroids = read_centroids(files.centroids, reference=mask)
     grid = axis_aligned_grid(image, spacing=spacing)
+    if "unsigned" in image.GetPixelIDTypeAsString():
+        pad_value = max(pad_value, 0.0)  # an MR stored unsigned: -1024 would wrap round to 64512
     img = resample_to_grid(image, grid, interpolator="linear", default_value=pad_value)
     lab = resample_to_grid(mask, grid, interpolator="nearest", default_value=0, pixel_type=sitk.sitkUInt8)
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,6 +133,11 @@ def cache_case(files: CaseFiles, cache_dir: str | Path, spacing: float = 1.0, pa
     _save_atomic(folder / "labels.npy", sitk.GetArrayFromImage(lab))
     _save_atomic(folder / "native_image.npy", _image_array(image))
     _save_atomic(folder / "native_labels.npy", sitk.GetArrayFromImage(mask).astype(np.uint8))
+    if files.subregions:
+        sub = resample_to_grid(
+            read_labelmap(files.subregions), grid, interpolator="nearest", default_value=0, pixel_type=sitk.sitkUInt8
+        )
+        _save_atomic(folder / "subregions.npy", sitk.GetArrayFromImage(sub))
     meta = {
         "key": key,
         "grid": grid_to_json(grid),
@@ -141,7 +155,10 @@ def _image_array(image: sitk.Image) -> np.ndarray:
     import SimpleITK as sitk
 
     arr = sitk.GetArrayFromImage(image)
-    return arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.float32)
+    fits_int16 = np.issubdtype(arr.dtype, np.integer) and (
+        arr.size == 0 or (arr.min() >= -32768 and arr.max() <= 32767)
+    )
+    return arr.astype(np.int16) if fits_int16 else arr.astype(np.float32)
 
 
 def grid_to_json(grid: Grid) -> dict:
@@ -170,6 +187,7 @@ def _load_cached(files: CaseFiles, folder: Path, meta: dict) -> CachedCase:
         native_image_grid=grid_from_json(meta["native_image_grid"]),
         native_labels=np.load(folder / "native_labels.npy", mmap_mode="r"),
         native_labels_grid=grid_from_json(meta["native_labels_grid"]),
+        subregions=np.load(folder / "subregions.npy", mmap_mode="r") if files.subregions else None,
     )
 
 

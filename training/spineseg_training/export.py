@@ -53,7 +53,8 @@ def export_stage(
     card.real_cases = sorted(real_cases or [])
     weights, card_path = save_model(model, card, target)
     if manifest is not None:
-        modality = "ct" if card.intensity.get("type") == "ct" else "mr"
+        # HU inputs (the CT normalisation or a window) are CT; a percentile-normalised input is MR.
+        modality = "mr" if card.intensity.get("type") == "percentile" else "ct"
         register(manifest, pipeline, cfg.stage, weights, card_path, card.sha256, method=card.method, modality=modality)
     return weights, card_path
 

@@ -1,6 +1,6 @@
 """The training modules of the methods other than Payer's, merged: their presets, samplers, losses, validators.
 
-Each module (``lu_lumbar``, ``masuzawa``) keys its parts by ``StageConfig.key`` (``method-stage``);
+Each module (``lu_lumbar``, ``masuzawa``, ``spineps``) keys its parts by ``StageConfig.key`` (``method-stage``);
 Payer's stages keep their own bare keys in config/samples/losses/validate.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-MODULES = ("lu_lumbar", "masuzawa")
+MODULES = ("lu_lumbar", "masuzawa", "spineps")
 
 
 @cache

@@ -45,6 +45,13 @@ def draw_config(seed: int, kind: str = "train", modality: str = "ct") -> Phantom
     else:
         raise ValueError(f"unknown dataset kind {kind!r}")
     appearance, field = "classic", "wide"
+    if modality == "mr":
+        # Sagittal stacks as clinical T2w spine MR: 3-5 mm slices left-right, 0.6-1 mm in plane,
+        # mostly a tight field around the spine; drawn last, so the other settings of a seed stay.
+        in_plane = float(rng.choice([0.6, 0.8, 1.0]))
+        spacing = (in_plane, in_plane, float(rng.choice([3.0, 3.5, 4.0, 4.5, 5.0])))
+        orientation = "PIR" if kind == "benchmark" or rng.random() < 0.7 else str(rng.choice(["PIL", "ASR", "PSL"]))
+        field = str(rng.choice(["tight", "wide"], p=[0.6, 0.4]))
     if kind == "train" and modality == "ct":
         # Real-CT appearance (dark textured bodies, correlated noise) for three cases in four and
         # VerSe-like tight crops for three in ten; drawn last, so the other settings of a seed stay.

@@ -31,6 +31,7 @@ class ValidationCase:
         self.image = read_image(files.image)
         self.mask = read_labelmap(files.mask)
         self.centroids = read_centroids(files.centroids, self.mask)
+        self.subregions = read_labelmap(files.subregions) if files.subregions else None
 
     @property
     def vertebrae(self) -> Centroids:
