@@ -108,6 +108,7 @@ class RunOutcome:
     segmentation: object | None = None
     centroids: object | None = None  # markups node
     heatmap: object | None = None
+    structures: object | None = None  # segmentation node of the MR pipeline's structures
     vertebrae: list[str] = field(default_factory=list)
     chain_problems: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
@@ -420,6 +421,10 @@ class SpineSegLogic:
                 markups = results.find_output(volume, results.ROLE_CENTROIDS)
                 if markups is not None:
                     results.store_run_centroids(markups, run.centroids)
+        if outputs["semantic"].is_file():  # the MR pipeline's structures (canal, cord, discs, processes ...)
+            from SpineSegLib.io import read_labelmap
+
+            outcome.structures = results.import_structures(volume, read_labelmap(outputs["semantic"]))
         return outcome
 
     def _finish_update(self, run: PipelineRun, outputs: dict[str, Path]) -> RunOutcome:

@@ -80,7 +80,10 @@ def same_geometry(a, b, tol: float = 1e-4) -> bool:
 
 
 def vertebra_color_table(scene):
-    """The scene's SpineSeg colour table (created once): entry i is VerSe id i, named and coloured as in the table."""
+    """The scene's SpineSeg colour table (created once): entry i is VerSe id i, named and coloured as in the table.
+
+    Entries 100+X and 200+X are the discs and endplates of vertebra X (the MR pipeline's instances).
+    """
     nodes = scene.GetNodesByClass("vtkMRMLColorTableNode")
     nodes.UnRegister(None)
     for i in range(nodes.GetNumberOfItems()):
@@ -90,12 +93,12 @@ def vertebra_color_table(scene):
     node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", COLOR_TABLE_NAME)
     node.SetAttribute(COLOR_TABLE_ATTRIBUTE, "1")
     node.SetTypeToUser()
-    top = max(L.LABELS)
+    top = L.ENDPLATE_OFFSET + max(L.LABELS)
     node.SetNumberOfColors(top + 1)
     node.SetColor(0, "Background", 0.0, 0.0, 0.0, 0.0)
     for i in range(1, top + 1):
-        if L.is_known(i):
-            row = L.get(i)
+        row = L.get(i) if L.is_known(i) else L.structure(i)
+        if row is not None:
             node.SetColor(i, row.name, *row.color_float, 1.0)
         else:
             node.SetColor(i, f"unused {i}", 0.5, 0.5, 0.5, 0.0)

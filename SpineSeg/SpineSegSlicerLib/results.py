@@ -26,13 +26,14 @@ from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 
 from . import nodes as N
-from .terminology import apply_vertebra_look
+from .terminology import apply_structure_look, apply_vertebra_look
 
 ROLE_ATTRIBUTE = "SpineSeg.Role"
 SOURCE_REFERENCE = "SpineSegSourceVolume"
 ROLE_SEGMENTATION = "segmentation"
 ROLE_CENTROIDS = "centroids"
 ROLE_HEATMAP = "heatmap"
+ROLE_STRUCTURES = "structures"  # the MR pipeline's semantic map (SPINEPS structure ids)
 #: Segment tag: fingerprint of the mask SpineSeg wrote, to recognise segments edited by hand since.
 FINGERPRINT_TAG = "SpineSeg.Fingerprint"
 #: Markups attribute: the centroids of the last run or update (JSON, LPS mm), to detect edits.
@@ -45,9 +46,15 @@ HEATMAP_DISPLAY_THRESHOLD = 0.05
 #: Channel values below this are dropped from the in-memory channel store.
 _SPARSE_FLOOR = 1e-3
 
-_NAME_SUFFIX = {ROLE_SEGMENTATION: "segmentation", ROLE_CENTROIDS: "vertebrae", ROLE_HEATMAP: "heatmap"}
+_NAME_SUFFIX = {
+    ROLE_SEGMENTATION: "segmentation",
+    ROLE_CENTROIDS: "vertebrae",
+    ROLE_HEATMAP: "heatmap",
+    ROLE_STRUCTURES: "structures",
+}
 _CLASS = {
     ROLE_SEGMENTATION: "vtkMRMLSegmentationNode",
+    ROLE_STRUCTURES: "vtkMRMLSegmentationNode",
     ROLE_CENTROIDS: "vtkMRMLMarkupsFiducialNode",
     ROLE_HEATMAP: "vtkMRMLScalarVolumeNode",
 }
@@ -116,9 +123,9 @@ def mask_fingerprint(mask: np.ndarray) -> str:
 
 
 def known_labels(array: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """(array with ids that are no VerSe label set to 0, the ids that were dropped)."""
+    """(array with ids that are no VerSe label, disc or endplate set to 0, the ids that were dropped)."""
     present = [int(v) for v in np.unique(array) if v]
-    unknown = [v for v in present if not L.is_known(v)]
+    unknown = [v for v in present if not L.is_known(v) and L.structure(v) is None]
     if unknown:
         array = np.where(np.isin(array, unknown), 0, array).astype(array.dtype)
     return array, unknown
@@ -157,7 +164,7 @@ def import_segmentation(volume, labelmap: sitk.Image, node=None) -> tuple[object
                 raise RuntimeError("importing the vertebra label map into the segmentation failed")
             for i in range(segmentation.GetNumberOfSegments()):
                 segment = segmentation.GetNthSegment(i)
-                label = L.id_of(segment.GetName())
+                label = L.any_id_of(segment.GetName())
                 apply_vertebra_look(segment, label)
                 segment.SetTag(FINGERPRINT_TAG, mask_fingerprint(array == label))
     finally:
@@ -170,19 +177,53 @@ def import_segmentation(volume, labelmap: sitk.Image, node=None) -> tuple[object
 
 
 def order_segments(segmentation_node) -> None:
-    """Sort vertebra segments cranial to caudal (other segments keep their place after them)."""
+    """Sort vertebra segments cranial to caudal, each followed by its endplates and the disc below it
+    (other segments keep their place after them)."""
     segmentation = segmentation_node.GetSegmentation()
     ids = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
 
-    def key(sid: str) -> tuple[int, int]:
+    def key(sid: str) -> tuple[int, int, int]:
         name = segmentation.GetSegment(sid).GetName()
         try:
-            return (0, L.get(L.id_of(name)).order)
+            label = L.any_id_of(name)
         except KeyError:
-            return (1, ids.index(sid))
+            return (1, ids.index(sid), 0)
+        row = L.structure(label)
+        if row is None:
+            return (0, L.get(label).order, 0)
+        return (0, L.get(row.level).order, 1 if row.kind == "endplate" else 2)
 
     for index, sid in enumerate(sorted(ids, key=key)):
         segmentation.SetSegmentIndex(sid, index)
+
+
+def import_structures(volume, semantic: sitk.Image, node=None):
+    """Replace the volume's MR structure segmentation by ``semantic`` (SPINEPS ids on the volume's grid).
+
+    One segment per structure present, named and coloured after ``SpineSegLib.methods.spineps.semantic_ids``
+    (split endplates 52/53 shown as their own segments), with the SNOMED CT code where one exists.
+    """
+    from SpineSegLib.methods.spineps import semantic_ids as S
+
+    array = sitk.GetArrayFromImage(semantic)
+    reference_shape = tuple(reversed(volume.GetImageData().GetDimensions()))
+    if array.shape != reference_shape:
+        raise ValueError(f"structure map shape {array.shape} differs from the volume's {reference_shape}")
+    seg = output_node(volume, ROLE_STRUCTURES, node)
+    seg.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    segmentation = seg.GetSegmentation()
+    present = [int(v) for v in np.unique(array) if v in S.NAMES]
+    with slicer.util.NodeModify(seg):
+        segmentation.RemoveAllSegments()
+        for sid in present:
+            name = S.NAMES[sid]
+            segment_id = segmentation.AddEmptySegment(name, name)
+            slicer.util.updateSegmentBinaryLabelmapFromArray(
+                np.ascontiguousarray(array == sid, dtype=np.uint8), seg, segment_id, volume
+            )
+            color = tuple(c / 255.0 for c in S.COLORS.get(sid, (128, 128, 128)))
+            apply_structure_look(segmentation.GetSegment(segment_id), sid, name, color)
+    return seg
 
 
 # ----------------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def _segmentation(hd, sources, frames, descriptions, pipeline: str, series_descr
 
 
 def read_dicom_seg_labels(seg_path: str | os.PathLike, series_folder: str | os.PathLike) -> np.ndarray:
-    """The SEG as a VerSe-id label array (discs 100+X) [k, j, i] on the series' grid (frames matched by source SOP UID)."""
+    """The SEG as a label array (VerSe ids, discs 100+X) [k, j, i] on the series' grid (frames by source SOP UID)."""
     hd, pydicom = _highdicom()
     seg = hd.seg.segread(str(seg_path))
     names = _dicom_series(Path(series_folder))

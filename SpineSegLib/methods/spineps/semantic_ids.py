@@ -41,6 +41,29 @@ NAMES: dict[int, str] = {
     SACRUM: "sacrum",
 }
 
+#: Display colour (RGB 0..255) of each structure, as SPINEPS's snapshots tell them apart: bone warm,
+#: discs and endplates light, canal and cord blue.
+COLORS: dict[int, tuple[int, int, int]] = {
+    ARCUS: (230, 160, 90),
+    SPINOSUS: (200, 120, 60),
+    COSTAL_L: (240, 200, 80),
+    COSTAL_R: (220, 180, 60),
+    SUP_ARTICULAR_L: (170, 210, 90),
+    SUP_ARTICULAR_R: (140, 190, 70),
+    INF_ARTICULAR_L: (110, 200, 150),
+    INF_ARTICULAR_R: (90, 170, 130),
+    CORPUS_BORDER: (250, 230, 190),
+    CORPUS: (240, 200, 150),
+    DENS: (255, 150, 150),
+    ENDPLATE: (255, 255, 160),
+    ENDPLATE_SUP: (255, 255, 160),
+    ENDPLATE_INF: (255, 240, 120),
+    DISC: (120, 200, 255),
+    CANAL: (60, 90, 220),
+    CORD: (250, 250, 250),
+    SACRUM: (210, 180, 140),
+}
+
 #: Semantic ids that belong to a vertebra instance (everything but disc, canal, cord, sacrum).
 VERTEBRA_IDS = (
     ARCUS,
