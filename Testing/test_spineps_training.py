@@ -156,9 +156,9 @@ def test_trained_exported_and_run_writes_the_semantic_and_instance_masks(tmp_pat
         cfg = config.PRESETS["small"][key]
         net = {**cfg.network, "num_filters": 4, "num_levels": 2}
         monkeypatch.setitem(config.PRESETS["small"], key, replace(cfg, network=net, validate_every=10**6, **change))
-    run, models = tmp_path / "run", tmp_path / "Resources" / "models"
-    models.mkdir(parents=True)
-    (models / "manifest.json").write_text(json.dumps({"schema_version": 1, "pipelines": {}}))
+    from slicer_fixtures import write_tiny_resources
+
+    run, models = tmp_path / "run", write_tiny_resources(tmp_path) / "models"  # a ct-full-spine to add to
     common = ["--data", data, "--out", run, "--method", "spineps", "--val", "1", "--device", "cpu"]
     assert train_cli.main(["all", *map(str, common), "--iterations", "2", "--workers", "0"]) == 0
     export = ["export", *map(str, common), "--to", str(models), "--manifest", str(models / "manifest.json")]
@@ -179,3 +179,66 @@ def test_trained_exported_and_run_writes_the_semantic_and_instance_masks(tmp_pat
     assert set(np.unique(sitk.GetArrayFromImage(semantic)).tolist()) <= set(S.CLASSES)
     timings = json.loads((out / f"{name}_timings.json").read_text())
     assert timings["stages"] == ["semantic", "instance"] and f"{name}_seg-spine_msk.nii.gz" in timings["outputs"]
+    assert timings["record"]["pipeline"] == "mr-t2w"
+    # the same MR as a DICOM series (Modality MR) and no --pipeline: the MR pipeline is picked, and said
+    series = tmp_path / "sub-mrdicom"
+    _write_mr_series(sitk.Cast(image, sitk.sitkInt16), series)
+    argv = ["run", str(series), "-o", str(out), "--device", "cpu", "--progress", "none"]
+    assert main(argv) == 0
+    timings = json.loads((out / "sub-mrdicom_timings.json").read_text())
+    assert timings["record"]["pipeline"] == "mr-t2w" and timings["stages"] == ["semantic", "instance"]
+    assert (out / "sub-mrdicom_seg-spine_msk.nii.gz").is_file()
+    assert "DICOM Modality MR: pipeline mr-t2w" in capsys.readouterr().err
+
+
+def _write_mr_series(image: sitk.Image, folder) -> None:
+    """A DICOM series (Modality MR) of ``image``, one slice per file."""
+    folder.mkdir(parents=True)
+    arr = sitk.GetArrayFromImage(image).astype(np.int16)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    sx, sy, sz = image.GetSpacing()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(arr.shape[0]):
+        sl = sitk.GetImageFromArray(arr[k])
+        sl.SetSpacing((sx, sy))
+        x, y, z = image.TransformIndexToPhysicalPoint((0, 0, k))
+        row, col = direction[:, 0], direction[:, 1]
+        tags = {
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
+            "0008|0018": f"1.2.826.0.1.3680043.10.7.{k + 1}",
+            "0008|0060": "MR",
+            "0020|000d": "1.2.826.0.1.3680043.10.7",
+            "0020|000e": "1.2.826.0.1.3680043.10.7.2",
+            "0020|0052": "1.2.826.0.1.3680043.10.7.9",
+            "0020|0013": str(k + 1),
+            "0020|0032": f"{x}\\{y}\\{z}",
+            "0020|0037": "\\".join(f"{v:.6f}" for v in (*row, *col)),
+            "0018|0050": str(sz),
+        }
+        for tag, value in tags.items():
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice_{k:03d}.dcm"))
+        writer.Execute(sl)
+
+
+def test_a_dicom_series_with_modality_mr_gets_the_mr_pipeline_without_the_flag(tmp_path, monkeypatch):
+    """With mr-t2w in the manifest, `spineseg run DICOM_DIR` picks it for an MR series (and says so)."""
+    from SpineSegLib.cli.run_cmd import pipeline_for_series
+    from SpineSegLib.io.images import dicom_modality
+    from SpineSegLib.models.manifest import ENV_RESOURCES
+    from SpineSegLib.phantom import generate_phantom
+
+    image = generate_phantom(43, replace(MR_LUMBAR, spacing=(2.0, 2.0, 4.0), orientation="LPS")).image
+    series = tmp_path / "mr_series"
+    _write_mr_series(image, series)
+    assert dicom_modality(series) == "MR"
+    models = tmp_path / "Resources" / "models"
+    models.mkdir(parents=True)
+    (models / "manifest.json").write_text(json.dumps({"schema_version": 1, "pipelines": {}}))
+    monkeypatch.setenv(ENV_RESOURCES, str(models.parent))
+    assert pipeline_for_series(series) is None  # no MR pipeline in this manifest: the default stays
+    manifest = {"schema_version": 1, "pipelines": {"mr-t2w": {"method": "spineps", "modality": "mr", "stages": {}}}}
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    assert pipeline_for_series(series) == "mr-t2w"
+    assert pipeline_for_series(tmp_path / "Resources") is None  # not a DICOM series

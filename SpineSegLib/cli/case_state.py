@@ -47,7 +47,7 @@ def run_record(case_path: Path, args, pipeline, stages, labels, centroids_path: 
         models[stage] = {"weights_sha256": card.sha256, "card_sha256": card_sha}
     return {
         "input": input_signature(case_path),
-        "pipeline": args.pipeline,
+        "pipeline": pipeline.name,
         "stages": list(stages),
         "labels": None if labels is None else [int(v) for v in labels],
         "centroids_sha256": sha256_of(centroids_path) if centroids_path else None,

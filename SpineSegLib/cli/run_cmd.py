@@ -18,6 +18,8 @@ from ..errors import InputError, SpineSegError
 from ..methods import DEFAULT_PIPELINE, get_method
 from .options import parse_labels
 
+#: The pipeline a DICOM series with Modality MR gets when --pipeline is not given (where the manifest has it).
+MR_PIPELINE = "mr-t2w"
 #: The default pipeline's stages (another pipeline's are checked against its own method).
 STAGE_CHOICES = ",".join(get_method("payer").stage_names)
 
@@ -45,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pipeline",
-        default=DEFAULT_PIPELINE,
-        help=f"pipeline from the model manifest (default {DEFAULT_PIPELINE}; `spineseg pipelines` lists them)",
+        help=f"pipeline from the model manifest (default {DEFAULT_PIPELINE}, or {MR_PIPELINE} for a DICOM series "
+        "whose Modality is MR; `spineseg pipelines` lists them)",
     )
     p.add_argument("--force", action="store_true", help="recompute cases whose outputs exist")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar", help="progress display (default bar)")
@@ -133,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
     from .case_state import case_lock, run_record, why_recompute
     from .inputs import discover
 
-    pipeline = open_pipeline(args.pipeline, device=args.device)
+    pipeline = open_pipeline(args.pipeline or DEFAULT_PIPELINE, device=args.device)
     stages = pipeline.method.parse_stages(args.stages or pipeline.method.stage_names)
+    opened = {pipeline.name: pipeline}
     labels = parse_labels(args.labels)
     cases = discover(args.inputs)
     if args.dicom_seg:
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             raise SpineSegError(f"--dicom-seg needs DICOM folder inputs; not DICOM series: {', '.join(not_dicom[:3])}")
     if args.centroids and not pipeline.method.resegment_from_points:
         raise SpineSegError(
-            f"--centroids: pipeline {args.pipeline!r} ({pipeline.method.name}) "
+            f"--centroids: pipeline {pipeline.name!r} ({pipeline.method.name}) "
             "does not start from given vertebra points"
         )
     if args.centroids and len(cases) != 1:
@@ -159,7 +162,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         for i, case in enumerate(cases):
             names = bids.output_names(case.name)
-            record = run_record(case.path, args, pipeline, stages, labels, args.centroids)
+            case_args, case_pipeline, case_stages = args, pipeline, stages
+            chosen = None if args.pipeline else pipeline_for_series(case.path)
+            if chosen is not None and chosen != pipeline.name:
+                if chosen not in opened:
+                    opened[chosen] = open_pipeline(chosen, device=args.device)
+                case_pipeline = opened[chosen]
+                case_stages = case_pipeline.method.parse_stages(args.stages or case_pipeline.method.stage_names)
+                case_args = argparse.Namespace(**{**vars(args), "pipeline": chosen})
+                progress.note(0.0, f"{case.name}: DICOM Modality MR: pipeline {chosen}")
+            record = run_record(case.path, case_args, case_pipeline, case_stages, labels, args.centroids)
             reason = "--force" if args.force else why_recompute(args.output / names["timings"], record)
             progress.index = i  # this case's slice of the overall progress, not the previous case's
             if reason is None:
@@ -175,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                     progress.note(0.0, f"{case.name}: recomputing: {reason}")
                 progress.start_case(i, case.name)
                 try:
-                    _run_case(case, args, pipeline, stages, labels, progress, record)
+                    _run_case(case, case_args, case_pipeline, case_stages, labels, progress, record)
                 except InputError as exc:
                     if len(cases) == 1:
                         raise
@@ -188,6 +200,21 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         raise SpineSegError(f"{len(failures)} of {len(cases)} cases failed (see the messages above)")
     return 0
+
+
+def pipeline_for_series(path: Path) -> str | None:
+    """``MR_PIPELINE`` for a DICOM folder whose Modality tag is MR and a manifest that has it, else None."""
+    if not path.is_dir():
+        return None
+    from ..io.images import dicom_modality
+    from ..models import Manifest
+
+    if dicom_modality(path) != "MR":
+        return None
+    try:
+        return MR_PIPELINE if MR_PIPELINE in Manifest.load().pipelines else None
+    except SpineSegError:
+        return None
 
 
 def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record: dict) -> None:
@@ -258,7 +285,7 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             result.labelmap,
             case.path,
             out / f"{case.name}_seg-vert_msk.dcm",
-            pipeline=args.pipeline,
+            pipeline=pipeline.name,
             weights_sha256=shas,
         )
         left_out = uncoded_labels(result.labelmap)

@@ -177,6 +177,18 @@ def _read_file(path: Path, suffix: str) -> sitk.Image:
         raise InputError(path, f"is damaged or truncated: its {fmt} image data cannot be read{detail}") from None
 
 
+def dicom_modality(folder: str | os.PathLike) -> str | None:
+    """The Modality tag (0008,0060) of the folder's DICOM series ("CT", "MR", ...), or None if unreadable."""
+    try:
+        names = _dicom_series(Path(folder))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(names[0])
+        reader.ReadImageInformation()
+        return reader.GetMetaData("0008|0060").strip().upper() if reader.HasMetaDataKey("0008|0060") else None
+    except (InputError, RuntimeError, IndexError):
+        return None
+
+
 def _read_dicom(folder: Path) -> sitk.Image:
     names = _dicom_series(folder)
     reader = sitk.ImageSeriesReader()
