@@ -16,6 +16,7 @@ Checks:
 * the chain rules of the sequence stage (:func:`SpineSegLib.sequence.check_chain`: gaps, order, spacing);
 * counts: a T13 or an L6 (transitional anatomy: a count to check against ribs and sacrum);
 * confidence: a heatmap response below :data:`WEAK_RESPONSE` (Payer's threshold for a confident landmark);
+  a mean segmentation probability below :data:`UNCERTAIN_SEGMENTATION` over the vertebra's voxels;
 * input: the input check's warning (not CT in HU, not an MR) becomes a case flag.
 
 The typical values are the medians of the four manual VerSe masks in ../shared/data/real (verse004 T9-L5,
@@ -65,6 +66,9 @@ CASE_SPACING_RANGE = (0.7, 1.4)
 PAIR_RATIO_RANGE = (0.6, 1.6)
 #: Heatmap response below which a landmark is weak (Payer et al.: 0.25 for a confident maximum).
 WEAK_RESPONSE = 0.25
+#: A vertebra whose voxels have a mean segmentation probability below this is flagged: the mask threshold
+#: is 0.5, so a mean near it says most of the mask barely passed (set a priori, halfway between 0.5 and 1).
+UNCERTAIN_SEGMENTATION = 0.75
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Review:
     size_scale: float | None = None  # median measured / typical volume
     spacing_scale: float | None = None  # median measured / typical spacing
     identification_doubtful: bool = False
+    segmentation_probability: dict[int, float] = field(default_factory=dict)  # mean per vertebra, where known
 
     @property
     def flagged(self) -> bool:
@@ -92,6 +97,9 @@ class Review:
             "vertebrae": {L.name_of(k): list(v) for k, v in self.vertebrae.items() if v},
             "size_scale": None if self.size_scale is None else round(self.size_scale, 3),
             "spacing_scale": None if self.spacing_scale is None else round(self.spacing_scale, 3),
+            "segmentation_probability": {
+                L.name_of(k): round(v, 3) for k, v in self.segmentation_probability.items() if L.is_known(k)
+            },
         }
 
     def lines(self) -> list[str]:
@@ -144,12 +152,15 @@ def review(
     input_warning: str | None = None,
     rules: ChainRules | None = None,
     volumes: Mapping[int, float] | None = None,
+    segmentation_confidence: Mapping[int, float] | None = None,
 ) -> Review:
     """Flags of a result (centroids in LPS mm with their confidences, optional instance label map).
 
-    ``volumes`` (cm3 per label) may be given instead of being counted from ``labelmap``.
+    ``volumes`` (cm3 per label) may be given instead of being counted from ``labelmap``;
+    ``segmentation_confidence``: each vertebra's mean segmentation probability, where the method has one.
     """
     out = Review()
+    out.segmentation_probability = {int(k): float(v) for k, v in (segmentation_confidence or {}).items()}
     flags: dict[int, list[str]] = {}
     if input_warning:
         out.case.append(f"input: {input_warning}")
@@ -207,6 +218,9 @@ def review(
         conf = centroids.confidence_of(lab)
         if conf is not None and conf < WEAK_RESPONSE:
             _add(flags, lab, f"weak heatmap response {conf:.2f}")
+    for lab, p in sorted(out.segmentation_probability.items()):
+        if p < UNCERTAIN_SEGMENTATION and L.is_known(lab):
+            _add(flags, lab, f"uncertain segmentation (mean probability {p:.2f})")
     out.vertebrae = {lab: flags[lab] for lab in L.anatomical_order(flags)}
     return out
 

@@ -571,7 +571,7 @@ def test_run_writes_the_case_outputs_on_the_input_grid(resources, spine, tmp_pat
     assert [v["name"] for v in meas["vertebrae"]] == ["L1", "L2", "L3", "L4", "L5"]
     assert meas["review"] == timings["review"] and "identification_doubtful" in timings["review"]
     assert f["measurements_csv"].read_text().splitlines()[0].startswith("label,name,volume_cm3")
-    assert "level  conf  vol cm3" in table
+    assert "level  conf  seg p  vol cm3" in table
     heat = sitk.ReadImage(str(f["heatmaps"]))
     assert heat.GetNumberOfComponentsPerPixel() == len(L.HEATMAP_LABELS) and heat.GetSpacing() == (2.0, 2.0, 2.0)
     info = json.loads((out / "sub-syn_heatmaps.json").read_text())

@@ -29,7 +29,7 @@ from SpineSegLib.models import Manifest
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.pipeline import DEFAULT_PIPELINE, STAGES, Pipeline
 from SpineSegLib.pipeline.network_input import image_box
-from SpineSegLib.pipeline.params import VertebraeParams
+from SpineSegLib.pipeline.params import SegmentationParams, VertebraeParams
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED_MANIFEST = REPO / "Resources" / "models" / "manifest.json"
@@ -149,6 +149,11 @@ def test_segmentation_stage_alone_with_given_centroids(tiny, phantom):
     for lab, point in given.subset(vertebrae).items():  # each body centre's voxel is segmented as its vertebra
         i, j, k = np.rint(Grid.of(phantom.image).physical_to_index(point)[0]).astype(int)
         assert seg[k, j, i] == truth[k, j, i] == lab, L.name_of(lab)
+    # each segmented vertebra's confidence: the mean probability of its voxels, above the mask threshold
+    threshold = SegmentationParams.from_card(tiny["segmentation"][1]).threshold
+    conf = result.segmentation_confidence
+    assert set(conf) == present and all(threshold < p <= 1.0 for p in conf.values())
+    assert result.review.segmentation_probability == conf
 
 
 def test_segmentation_fills_the_cavities_a_vertebra_encloses(tiny):

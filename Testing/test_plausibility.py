@@ -104,3 +104,14 @@ def test_norm_tables_cover_every_heatmap_level():
     assert names - {"L6"} == set(LEVEL_SPACING_MM)
     # Sizes grow from the upper thoracic spine down to the lumbar spine, as in every adult.
     assert LEVEL_VOLUME_CM3["C4"] < LEVEL_VOLUME_CM3["T6"] < LEVEL_VOLUME_CM3["T12"] < LEVEL_VOLUME_CM3["L3"]
+
+
+def test_a_vertebra_segmented_with_low_probability_is_flagged_and_the_value_kept():
+    from SpineSegLib.centroids import Centroids
+    from SpineSegLib.plausibility import UNCERTAIN_SEGMENTATION, review
+
+    points = Centroids({20: [0.0, 0.0, 100.0], 21: [0.0, 0.0, 70.0], 22: [0.0, 0.0, 40.0]})
+    rev = review(points, segmentation_confidence={20: 0.95, 21: UNCERTAIN_SEGMENTATION - 0.1, 22: 0.9})
+    assert rev.flags_of(21) == ["uncertain segmentation (mean probability 0.65)"]
+    assert rev.flags_of(20) == [] and rev.flags_of(22) == []
+    assert rev.as_dict()["segmentation_probability"] == {"L1": 0.95, "L2": 0.65, "L3": 0.9}

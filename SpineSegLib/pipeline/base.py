@@ -41,6 +41,8 @@ class PipelineResult:
     messages: list[str] = field(default_factory=list)
     input_warning: str | None = None  # the input check's warning (not CT in HU, not an MR), also in messages
     review: Review | None = None  # plausibility flags of the result (SpineSegLib.plausibility)
+    #: Mean segmentation probability of each vertebra's voxels (methods that segment with a probability).
+    segmentation_confidence: dict[int, float] = field(default_factory=dict)
 
     @property
     def heatmaps(self) -> sitk.Image | None:
@@ -123,7 +125,12 @@ class StagedPipeline:
     def _finish(result: PipelineResult, reporter: Reporter) -> PipelineResult:
         """Total time, and the plausibility review every output carries (:mod:`SpineSegLib.plausibility`)."""
         result.timings["total"] = sum(v for k, v in result.timings.items() if k != "total")
-        result.review = review(result.centroids, result.labelmap, input_warning=result.input_warning)
+        result.review = review(
+            result.centroids,
+            result.labelmap,
+            input_warning=result.input_warning,
+            segmentation_confidence=result.segmentation_confidence,
+        )
         reporter(1.0, "done")
         return result
 

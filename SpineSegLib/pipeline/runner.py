@@ -104,7 +104,14 @@ class Pipeline(StagedPipeline):
             net, card = self.model("segmentation")
             t0 = time.perf_counter()
             result.labelmap = segment_vertebrae(
-                image, result.centroids, net, card, self.device, labels, part("segmentation")
+                image,
+                result.centroids,
+                net,
+                card,
+                self.device,
+                labels,
+                part("segmentation"),
+                confidence=result.segmentation_confidence,
             )
             result.timings["segmentation"] = time.perf_counter() - t0
         elif "segmentation" in stages:

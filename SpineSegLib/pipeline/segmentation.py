@@ -161,13 +161,19 @@ def vertebra_probabilities(
         reporter((start + len(chunk)) / max(len(todo), 1), f"segmented {', '.join(L.name_of(x) for x in chunk)}")
 
 
-def merge_vertebra(out: np.ndarray, best: np.ndarray, label: int, prob: np.ndarray, slices, threshold: float) -> None:
-    """Write ``label`` where its largest supra-threshold component beats every vertebra merged so far."""
+def merge_vertebra(
+    out: np.ndarray, best: np.ndarray, label: int, prob: np.ndarray, slices, threshold: float
+) -> float | None:
+    """Write ``label`` where its largest supra-threshold component beats every vertebra merged so far.
+
+    Returns the mean probability of the voxels it won (the vertebra's segmentation confidence), or None.
+    """
     prob = keep_largest_component(prob, threshold)
     region_best = best[slices]
     win = (prob > threshold) & (prob > region_best)
     region_best[win] = prob[win]
     out[slices][win] = label
+    return float(prob[win].mean()) if win.any() else None
 
 
 def merge_vertebrae(
@@ -175,14 +181,20 @@ def merge_vertebrae(
     shape: Sequence[int],
     threshold: float,
     fill_holes: bool,
+    confidence: dict[int, float] | None = None,
 ) -> np.ndarray:
-    """uint8 label map of ``shape`` from (label, probability block, slices): the largest response wins."""
+    """uint8 label map of ``shape`` from (label, probability block, slices): the largest response wins.
+
+    ``confidence``, when given, receives each vertebra's mean probability over the voxels it won.
+    """
     out = np.zeros(shape, dtype=np.uint8)
     best = None  # float16 best probability so far, allocated lazily
     for lab, prob, slices in placed:
         if best is None:
             best = np.zeros(shape, dtype=np.float16)
-        merge_vertebra(out, best, lab, prob, slices, threshold)
+        mean = merge_vertebra(out, best, lab, prob, slices, threshold)
+        if confidence is not None and mean is not None:
+            confidence[int(lab)] = mean
     if fill_holes:
         fill_enclosed_background(out)
     return out
@@ -196,14 +208,20 @@ def segment_vertebrae(
     device: torch.device,
     labels: Iterable[int] | None = None,
     reporter: Reporter | None = None,
+    confidence: dict[int, float] | None = None,
 ) -> sitk.Image:
-    """uint8 instance label map (VerSe ids) on ``image``'s grid for ``labels`` (default: every centroid)."""
+    """uint8 instance label map (VerSe ids) on ``image``'s grid for ``labels`` (default: every centroid).
+
+    ``confidence``, when given, receives each vertebra's mean segmentation probability (its voxels).
+    """
     params = SegmentationParams.from_card(card)
     wanted = centroids.labels if labels is None else L.anatomical_order(labels)
     # The network segments vertebrae (C1..L6, T13); a sacrum or coccyx centroid is not its job.
     todo = [lab for lab in wanted if lab in centroids and lab in L.VERTEBRA_LABELS]
     placed = vertebra_probabilities(image, centroids, todo, model, card, device, reporter)
-    out = merge_vertebrae(placed, Grid.of(image).shape_kji, float(params.threshold), bool(params.fill_holes))
+    out = merge_vertebrae(
+        placed, Grid.of(image).shape_kji, float(params.threshold), bool(params.fill_holes), confidence
+    )
     result = sitk.GetImageFromArray(out)
     result.CopyInformation(image)
     return result

@@ -11,7 +11,19 @@ from ..centroids import Centroids
 from ..measurements import Measurements, VertebraMeasurement
 from ..plausibility import Review
 
-_COLUMNS = ("level", "conf", "vol cm3", "Ha mm", "Hm mm", "Hp mm", "wedge", "Genant", "core HU", "disc below mm")
+_COLUMNS = (
+    "level",
+    "conf",
+    "seg p",
+    "vol cm3",
+    "Ha mm",
+    "Hm mm",
+    "Hp mm",
+    "wedge",
+    "Genant",
+    "core HU",
+    "disc below mm",
+)
 
 
 def _fmt(x, digits: int = 1) -> str:
@@ -35,6 +47,7 @@ def case_table(centroids: Centroids, measurements: Measurements | None, rev: Rev
             (
                 L.name_of(lab),
                 _fmt(centroids.confidence_of(lab), 2) if lab in centroids else "-",
+                _fmt(rev.segmentation_probability.get(lab), 2) if rev else "-",
                 _fmt(m.volume_cm3) if m else "-",
                 _fmt(m.height_anterior_mm) if m else "-",
                 _fmt(m.height_middle_mm) if m else "-",
@@ -60,7 +73,14 @@ def measurements_csv(measurements: Measurements, rev: Review | None = None) -> s
     rows = measurements.csv_rows()
     for row in rows:
         row["flags"] = "; ".join(rev.flags_of(row["label"])) if rev else ""
-    names = [f.name for f in fields(VertebraMeasurement)] + ["disc_below", "disc_below_height_mm", "flags"]
+        p = rev.segmentation_probability.get(row["label"]) if rev else None
+        row["segmentation_probability"] = "" if p is None else f"{p:.3f}"
+    names = [f.name for f in fields(VertebraMeasurement)] + [
+        "disc_below",
+        "disc_below_height_mm",
+        "segmentation_probability",
+        "flags",
+    ]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
     writer.writeheader()

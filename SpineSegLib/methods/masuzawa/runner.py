@@ -74,7 +74,9 @@ class IterativePipeline(StagedPipeline):
             wanted = None if labels is None else {int(v) for v in labels}
             keep = [lab if lab is not None and (wanted is None or lab in wanted) else None for lab in named]
             params = InstanceParams.from_card(card)
-            out = merge_vertebrae(place_on_image(found, keep, image), Grid.of(image).shape_kji, params.threshold, True)
+            placed = place_on_image(found, keep, image)
+            shape = Grid.of(image).shape_kji
+            out = merge_vertebrae(placed, shape, params.threshold, True, result.segmentation_confidence)
             result.labelmap = sitk.GetImageFromArray(out)
             result.labelmap.CopyInformation(image)
             result.timings["instances"] = time.perf_counter() - t0
