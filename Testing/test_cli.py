@@ -194,7 +194,8 @@ def test_phantom_orientation_is_written_and_centroids_follow_it(tmp_path, capsys
     ("args", "needle"),
     [
         (["--number", "0"], "--number must be at least 1, got 0"),
-        (["--spacing", "-1", "1", "1"], "spacing must be positive, got -1"),
+        (["--spacing", "-1", "1", "1"], "spacing must be a finite number above 0, got -1"),
+        (["--spacing", "inf", "1", "1"], "spacing must be a finite number above 0, got inf"),
         (["--spacing", "1", "x", "1"], "spacing must be a number, got 'x'"),
         (["--orientation", "LLS"], "orientation 'LLS' names one anatomical axis twice"),
         (["--orientation", "XYZ"], "orientation 'XYZ' is not a 3-letter code of L/R, P/A, S/I"),
@@ -750,3 +751,17 @@ def test_run_batch_with_a_bad_case_processes_the_good_one(tiny_resources, spine,
     assert_one_clean_error(proc, f"spineseg: error: {bad}: is not a readable NIfTI image", "1 of 2 cases failed")
     assert (out / "sub-syn_timings.json").is_file() and (out / "sub-syn_seg-vert_msk.nii.gz").is_file()
     assert not list(out.glob("bad*"))
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "x"])
+def test_evaluate_refuses_an_identification_threshold_that_is_not_a_positive_number(tmp_path, capsys, value):
+    from SpineSegLib.io import write_labelmap
+    from SpineSegLib.phantom import PhantomConfig, generate_phantom
+
+    mask = write_labelmap(
+        generate_phantom(3, PhantomConfig(region="lumbar", spacing=(3.0, 3.0, 3.0))).vertebra_labels,
+        tmp_path / "m.nii.gz",
+    )
+    rc, out, err = cli(capsys, "evaluate", "--pred", mask, "--gt", mask, "--id-threshold", value)
+    assert rc == 2 and "Traceback" not in err
+    assert "the identification threshold must be" in err and value in err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import positive_number
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", required=True, type=Path, help="predicted vertebra label map (VerSe ids)")
@@ -24,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="leave these levels out of both sides, e.g. S (the CT pipeline has no sacrum channel) or 26,28",
     )
     p.add_argument(
-        "--id-threshold", type=float, default=20.0, help="identification distance threshold in mm (default 20)"
+        "--id-threshold",
+        type=positive_number("the identification threshold"),
+        default=20.0,
+        help="identification distance threshold in mm (default 20)",
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import math
+from collections.abc import Callable
+
 from ..errors import SpineSegError
 
 
@@ -15,3 +19,18 @@ def parse_labels(text: str | None, option: str = "--labels") -> list[int] | None
         return L.parse_list(text)
     except KeyError as exc:
         raise SpineSegError(f"{option}: {exc.args[0]}") from None
+
+
+def positive_number(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number above 0 (NaN, infinity, zero and negatives are refused by name)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{what} must be a finite number above 0, got {text}")
+        return value
+
+    return parse

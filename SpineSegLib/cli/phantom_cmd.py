@@ -6,18 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import SpineSegError
+from .options import positive_number
 
 REGIONS = ("full", "cervical", "thoracic", "lumbar", "random")
-
-
-def _positive_spacing(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"spacing must be a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"spacing must be positive, got {text}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", choices=("ct", "mr"), default="ct", help="CT (HU) or T2w-like MR (default ct)")
     p.add_argument("--region", choices=REGIONS, default="full", help="field of view (default full: C1..sacrum)")
     p.add_argument(
-        "--spacing", nargs=3, type=_positive_spacing, metavar=("X", "Y", "Z"), default=None, help="voxel spacing in mm"
+        "--spacing",
+        nargs=3,
+        type=positive_number("spacing"),
+        metavar=("X", "Y", "Z"),
+        default=None,
+        help="voxel spacing in mm",
     )
     p.add_argument(
         "--orientation",

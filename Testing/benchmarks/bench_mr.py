@@ -106,9 +106,14 @@ def semantic_dice(result, truth: np.ndarray) -> dict:
     return {S.NAMES.get(int(v), str(v)): dice(truth == v, pred == v) for v in np.unique(truth) if v}
 
 
-def phantom_cases(data: Path, first_seed: int, n: int) -> list:
+def phantom_cases(data: Path, first_seed: int, n: int, quick: bool = False) -> list:
     from spineseg_training.phantom_data import HELD_OUT_SEED_START, draw_config, write_case
 
+    if quick:  # one small lumbar MR (the smoke test; not a result)
+        from SpineSegLib.phantom import PhantomConfig
+
+        cfg = PhantomConfig(modality="mr", region="lumbar", spacing=(2.0, 2.0, 4.0), orientation="PIR", field="tight")
+        return [(first_seed, write_case(data, first_seed, cfg))]
     if first_seed < HELD_OUT_SEED_START:
         raise SpineSegError(f"--first-seed {first_seed}: held-out seeds start at {HELD_OUT_SEED_START}")
     return [
@@ -225,7 +230,8 @@ def _f(v, digits=4) -> str:
 def markdown(res: dict) -> str:
     s = res["settings"]
     lines = [
-        "### MR: `mr-t2w` (SPINEPS) on fresh MR phantoms and real MR",
+        "### MR: `mr-t2w` (SPINEPS) on fresh MR phantoms and real MR"
+        + (" (QUICK smoke run, not a result)" if s.get("quick") else ""),
         "",
         f"- command: `{res['command']}`",
         f"- date: {res['date']}",
@@ -328,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "mr.json")
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--quick", action="store_true", help="one small lumbar MR phantom, no real MR (a smoke run)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.no_real, args.cases = True, 1
     import torch
 
     from SpineSegLib.pipeline import open_pipeline
@@ -347,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "settings": {
+            "quick": args.quick,
             "models": "; ".join(f"{c.stage} {c.sha256[:12]} ({c.training_data})" for c in cards),
             "phantoms": f"{args.cases} benchmark-mix MR phantoms, seeds {args.first_seed}.."
             f"{args.first_seed + args.cases - 1}",
@@ -354,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "phantoms": [],
         "real": [],
     }
-    for seed, paths in phantom_cases(args.data, args.first_seed, args.cases):
+    for seed, paths in phantom_cases(args.data, args.first_seed, args.cases, args.quick):
         print(f"{paths.image.name} ...", flush=True)
         res["phantoms"].append(run_phantom(pipe, seed, paths))
     if not args.no_real and args.shared.is_dir():
