@@ -656,6 +656,24 @@ def test_run_with_markups_centroids_segments_only_the_given_labels(resources, sp
     assert rc == 2 and "--labels: unknown vertebra name 'L9'" in err
 
 
+def test_centroids_or_labels_that_select_nothing_are_refused_and_write_nothing(resources, spine, tmp_path, capsys):
+    from SpineSegLib.centroids import Centroids
+
+    mrk = write_centroids(spine["truth"].centroids, tmp_path / "points.mrk.json", coordinate_system="RAS")
+    empty = write_centroids(Centroids(), tmp_path / "empty.mrk.json", coordinate_system="RAS")
+    seg = ["--device", "cpu", "--progress", "none", "--stages", "segmentation"]
+    rc, _, err = cli(capsys, "run", spine["path"], "-o", tmp_path / "a", *seg, "--centroids", empty)
+    assert rc == 2 and f"{empty}: holds no vertebra point" in err and "Traceback" not in err
+    rc, _, err = cli(capsys, "run", spine["path"], "-o", tmp_path / "b", *seg, "--centroids", mrk, "--labels", "T1")
+    assert rc == 2 and f"{mrk}: has no point of --labels T1 (its points: L1, L2, L3, L4, L5)" in err
+    # a full run whose result has none of --labels: an error, not an all-zero mask with exit 0
+    rc, _, err = cli(capsys, "run", spine["path"], "-o", tmp_path / "c", "--device", "cpu", "--progress", "none",
+                     "--labels", "C3")  # fmt: skip
+    assert rc == 2 and "--labels C3: none of these vertebrae is in the result (vertebrae found: L1" in err
+    for folder in ("a", "b", "c"):
+        assert not list((tmp_path / folder).glob("sub-syn_*")), folder
+
+
 def _json_progress(text: str) -> list[dict]:
     lines = [json.loads(line) for line in text.strip().splitlines()]
     assert lines and all({"progress", "case_progress", "message"} <= set(x) for x in lines)

@@ -237,6 +237,14 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
 
     image = read_image(case.path)
     given = read_centroids(args.centroids, reference=image) if args.centroids else None
+    if given is not None and not given:
+        raise InputError(args.centroids, "holds no vertebra point: nothing to segment")
+    if given is not None and labels is not None and not set(labels) & set(given.labels):
+        raise InputError(
+            args.centroids,
+            f"has no point of --labels {', '.join(L.name_of(v) for v in labels)} "
+            f"(its points: {', '.join(L.name_of(v) for v in given.labels)})",
+        )
     t0 = time.perf_counter()
     result = pipeline.run(
         image,
@@ -247,6 +255,17 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
     )
     for message in result.messages:
         print(f"spineseg: warning: {case.name}: {message}", file=sys.stderr)
+    if labels is not None and result.labelmap is not None:
+        import numpy as np
+        import SimpleITK as sitk
+
+        if not np.isin(sitk.GetArrayViewFromImage(result.labelmap), list(labels)).any():
+            found = ", ".join(L.name_of(v) for v in result.centroids.labels) or "none"
+            raise InputError(
+                case.path,
+                f"--labels {', '.join(L.name_of(v) for v in labels)}: none of these vertebrae is in the result "
+                f"(vertebrae found: {found}); nothing written",
+            )
     names = bids.output_names(case.name)
     out = args.output
     written = []
