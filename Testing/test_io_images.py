@@ -318,6 +318,49 @@ def test_zero_and_negative_spacing(tmp_path):
         assert_message(e, path, "zero, negative or invalid voxel spacing")
 
 
+def test_a_zero_voxel_size_in_a_nifti_header_is_refused_not_read_as_1mm(tmp_path):
+    import struct
+
+    image = sitk.Image([6, 5, 4], sitk.sitkInt16)
+    image.SetSpacing((0.8, 0.8, 2.0))
+    good = tmp_path / "good.nii"
+    sitk.WriteImage(image, str(good))
+    raw = bytearray(good.read_bytes())
+    assert struct.unpack_from("<3f", raw, 80) == pytest.approx((0.8, 0.8, 2.0))  # pixdim[1..3]
+    struct.pack_into("<f", raw, 84, 0.0)  # pixdim[2] = 0: ITK alone reads it as 1 mm
+    for name, data in (("zero.nii", bytes(raw)), ("zero.nii.gz", gzip.compress(bytes(raw)))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert sitk.ReadImage(str(path)).GetSpacing()[1] == 1.0  # what we guard against
+        with pytest.raises(InputError) as e:
+            read_image(path)
+        assert_message(e, path, "zero or invalid voxel size in its NIfTI header (pixdim 0.8, 0, 2)")
+    assert read_image(good).GetSpacing() == pytest.approx((0.8, 0.8, 2.0))
+
+
+def test_implausible_spacing_extent_and_memory_are_refused_before_reading(tmp_path, monkeypatch):
+    from SpineSegLib.io import images
+
+    for spacing, size, needle in (
+        ((20.0, 20.0, 20.0), (8, 8, 8), "voxel spacing of 20 mm (20, 20, 20), above 10 mm"),
+        ((1.0, 1.0, 9.0), (8, 8, 300), "spans 2700 mm (8 x 8 x 2700 mm), more than a body"),
+    ):
+        path = tmp_path / f"s{spacing[0]:g}_{size[2]}.nrrd"
+        image = sitk.Image(list(size), sitk.sitkInt16)
+        image.SetSpacing(spacing)
+        sitk.WriteImage(image, str(path))
+        with pytest.raises(InputError) as e:
+            read_image(path)
+        assert_message(e, path, needle)
+    path = tmp_path / "ok.nrrd"
+    sitk.WriteImage(sitk.Image([40, 30, 20], sitk.sitkInt16), str(path))
+    assert read_image(path).GetSize() == (40, 30, 20)
+    monkeypatch.setattr(images, "machine_memory_bytes", lambda: 100_000)  # the OS's answer, a tiny machine
+    with pytest.raises(InputError) as e:
+        read_image(path)
+    assert_message(e, path, "a run would need about 0.0 GiB of memory, more than this machine has")
+
+
 def test_truncated_nifti_is_reported_not_zero_filled(tmp_path):
     array = (np.arange(40 * 50 * 60) % 251).astype(np.uint8).reshape(40, 50, 60)
     for suffix, fragment in ((".nii.gz", "truncated or damaged"), (".nii", "is truncated")):

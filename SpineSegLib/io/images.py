@@ -79,10 +79,54 @@ def _shape_problem(dimension: int, size: tuple[int, ...], components: int, pixel
     return None
 
 
-def _spacing_problem(spacing: tuple[float, ...]) -> str | None:
+#: Voxel spacing above this (mm) is refused: a vertebra (20-40 mm tall) would be one or two voxels, and a
+#: wrong header (a spacing in cm read as mm, 20 mm) would make every network grid huge.
+MAX_SPACING_MM = 10.0
+#: A field of view longer than this (mm) along any axis is not one body: the header's spacing is wrong.
+MAX_EXTENT_MM = 2500.0
+
+
+def _spacing_problem(spacing: tuple[float, ...], size: tuple[int, ...] = ()) -> str | None:
+    sp = ", ".join(f"{s:g}" for s in spacing)
     if any(not np.isfinite(s) or s <= 0 for s in spacing):
-        sp = ", ".join(f"{s:g}" for s in spacing)
         return f"has zero, negative or invalid voxel spacing ({sp}); the header is broken"
+    if max(spacing) > MAX_SPACING_MM:
+        return (
+            f"has a voxel spacing of {max(spacing):g} mm ({sp}), above {MAX_SPACING_MM:g} mm: a vertebra would be one "
+            "or two voxels tall; is the header's spacing wrong (cm instead of mm)?"
+        )
+    extent = [n * s for n, s in zip(size, spacing)]
+    if extent and max(extent) > MAX_EXTENT_MM:
+        return (
+            f"spans {max(extent):.0f} mm ({' x '.join(f'{e:.0f}' for e in extent)} mm), more than a body "
+            f"({MAX_EXTENT_MM:g} mm): is the header's spacing wrong?"
+        )
+    return None
+
+
+#: Bytes of working memory per input voxel a run needs (the image, its float copy, the label map, the
+#: network grids): the speed benchmark's peak was 2.6 GB for a 512x512x600 CT (17 bytes per voxel); 24 is margin.
+BYTES_PER_VOXEL = 24
+
+
+def machine_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _memory_problem(size: tuple[int, ...]) -> str | None:
+    voxels = int(np.prod([int(s) for s in size], dtype=np.int64))
+    need = voxels * BYTES_PER_VOXEL
+    have = machine_memory_bytes()
+    if have is not None and need > have:
+        return (
+            f"has {voxels / 1e6:.0f} million voxels ({'x'.join(str(s) for s in size)}): a run would need about "
+            f"{need / 2**30:.1f} GiB of memory, more than this machine has ({have / 2**30:.1f} GiB); crop or "
+            "resample it first"
+        )
     return None
 
 
@@ -106,7 +150,7 @@ def check_volume(image: sitk.Image, source: str | os.PathLike | None = None) -> 
     """
     problem = (
         _shape_problem(image.GetDimension(), image.GetSize(), image.GetNumberOfComponentsPerPixel(), image.GetPixelID())
-        or _spacing_problem(image.GetSpacing())
+        or _spacing_problem(image.GetSpacing(), image.GetSize())
         or _finite_problem(image)
     )
     if problem:
@@ -161,9 +205,11 @@ def _read_file(path: Path, suffix: str) -> sitk.Image:
         if "Unable to determine ImageIO reader" in str(e):
             raise InputError(path, f"is not a readable {fmt} image (damaged, empty or not an image file)") from None
         raise InputError(path, f"cannot be read as a {fmt} image: {_itk_reason(e)}") from None
-    problem = _shape_problem(
-        reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents(), reader.GetPixelID()
-    ) or _spacing_problem(reader.GetSpacing())
+    problem = (
+        _shape_problem(reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents(), reader.GetPixelID())
+        or _spacing_problem(reader.GetSpacing(), reader.GetSize())
+        or _memory_problem(reader.GetSize())
+    )
     if problem is None and fmt == "NIfTI":
         problem = nifti_problem(path)
     if problem:
@@ -208,7 +254,8 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
     ``path`` is a NIfTI, NRRD or MetaImage file, or a folder holding a DICOM series (the
     series with the most slices if there are several). Raises :class:`InputError` naming the
     file for anything SpineSeg cannot use: missing, unreadable, truncated, 2D, 4D,
-    multi-component, zero/negative spacing, NaN/infinite voxels.
+    multi-component, zero/negative or implausible spacing (above 10 mm, a field of view longer than a
+    body), more voxels than the machine has memory for, NaN/infinite voxels.
     """
     p = Path(path).expanduser()
     if not p.exists():

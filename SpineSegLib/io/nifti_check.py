@@ -1,9 +1,10 @@
-"""Checks of NIfTI files for what ITK's reader hides: truncation and NaN/infinite voxels.
+"""Checks of NIfTI files for what ITK's reader hides: truncation, NaN/infinite voxels, zero spacing.
 
 ITK's NIfTI reader fills the missing part of a truncated ``.nii`` / ``.nii.gz`` (an
 interrupted download or copy) without complaint, and reads NaN and infinite float voxels as
 0; the NRRD and MetaImage readers do neither. So for NIfTI we compare the data size the
-header promises with what the file holds, and scan float data for non-finite values.
+header promises with what the file holds, and scan float data for non-finite values. ITK also
+reads a zero voxel size (pixdim) as 1 mm, so a broken header gives a silently wrong geometry.
 Hand-written because neither ITK nor a library we ship exposes these checks.
 """
 
@@ -28,6 +29,7 @@ class _Header:
     datatype: int
     vox_offset: int
     data_bytes: int
+    pixdim: tuple[float, ...] = ()  # the spatial voxel sizes pixdim[1..3] (fewer for 1D/2D data)
 
     @property
     def total(self) -> int:
@@ -41,11 +43,13 @@ def _header(raw: bytes) -> _Header | None:
             dims = struct.unpack_from(endian + "8h", raw, 40)
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 70)
             vox_offset = int(struct.unpack_from(endian + "f", raw, 108)[0])
+            pixdim = struct.unpack_from(endian + "8f", raw, 76)
             break
         if len(raw) >= 540 and struct.unpack_from(endian + "i", raw, 0)[0] == 540:
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 12)
             dims = struct.unpack_from(endian + "8q", raw, 16)
             vox_offset = struct.unpack_from(endian + "q", raw, 168)[0]
+            pixdim = struct.unpack_from(endian + "8d", raw, 104)
             break
     else:
         return None
@@ -55,7 +59,8 @@ def _header(raw: bytes) -> _Header | None:
     n = 1
     for d in dims[1 : ndim + 1]:
         n *= max(int(d), 1)
-    return _Header(endian, int(datatype), max(int(vox_offset), 348), n * bitpix // 8)
+    spatial = tuple(float(v) for v in pixdim[1 : min(ndim, 3) + 1])
+    return _Header(endian, int(datatype), max(int(vox_offset), 348), n * bitpix // 8, spatial)
 
 
 def _gzip_trailer_size(path: Path) -> int:
@@ -94,6 +99,9 @@ def nifti_problem(path: str | os.PathLike) -> str | None:
             header = _header(f.read(540))
         if header is None:
             return None  # not a header we understand: ITK decides
+        if any(not (np.isfinite(v) and v > 0) for v in header.pixdim):
+            sizes = ", ".join(f"{v:g}" for v in header.pixdim)
+            return f"has a zero or invalid voxel size in its NIfTI header (pixdim {sizes}); ITK would read it as 1 mm"
         if header.datatype in _FLOAT_TYPES:
             size, bad = _scan(path, gz, header)
         else:
