@@ -400,3 +400,27 @@ def test_bench_review_counts_truth_and_renamed_cases(tmp_path):
             "doubtful": int(review(moved_ctd, moved_mask).identification_doubtful),
         }
     assert Path(out.with_suffix(".md")).read_text().startswith("### Plausibility review")
+
+
+def test_bench_mr_quick_scores_what_it_computed(tmp_path):
+    """bench_mr --quick on one small MR phantom with the bundled mr-t2w weights: pooled = sum of the rows."""
+    from SpineSegLib.models import Manifest
+
+    if "mr-t2w" not in Manifest.load().pipelines:
+        pytest.skip("no bundled mr-t2w pipeline")
+    out = tmp_path / "res" / "mr.json"
+    _run("bench_mr.py", "--data", str(tmp_path / "data"), "--first-seed", "7", "--out", str(out), "--threads", "1")
+    res = json.loads(out.read_text())
+    assert res["settings"]["quick"] and res["real"] == [] and len(res["phantoms"]) == 1
+    (case,) = res["phantoms"]
+    gt = sitk.GetArrayFromImage(sitk.ReadImage(str(next((tmp_path / "data").rglob("*_seg-vert_msk.nii.gz")))))
+    from SpineSegLib import labels as L
+
+    truth = [L.name_of(int(v)) for v in np.unique(gt) if v in L.VERTEBRA_LABELS]
+    assert list(case["levels"]) == truth
+    pooled = res["pooled"]["phantoms"]
+    assert pooled["vertebrae"] == len(truth)
+    assert pooled["identified"] == sum(v["identified"] for v in case["levels"].values())
+    assert _close(pooled["dice"], float(np.mean([v["dice"] for v in case["levels"].values()])))
+    assert all(0.0 <= v["dice"] <= 1.0 for v in case["levels"].values())
+    assert [g[0] for g in res["goals"]] == ["phantom_dice", "phantom_id", "phantom_disc", "real_id", "real_body_dice"]

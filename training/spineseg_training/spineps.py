@@ -143,14 +143,23 @@ def randomise_mr(x: np.ndarray, spacing_kji, rng: np.random.Generator, cfg: Appe
     return np.clip(out, *MR_NORMALIZATION["clip"]).astype(np.float32)
 
 
-def _spine_centre(case, rng: np.random.Generator, augment: bool) -> np.ndarray:
+#: Share of semantic crops centred on an end of the column (the top vertebra or the sacrum): the anchors
+#: the labelling counts from (dens, sacrum) are rare classes a crop along the middle seldom shows.
+END_SHARE = 0.4
+
+
+def _spine_centre(case, rng: np.random.Generator | None, augment: bool) -> np.ndarray:
     from .samples import spine_axis_point
 
-    vertebrae = case.centroids.subset(case.vertebra_labels)
-    if not vertebrae:
+    points = case.centroids  # vertebrae and, where labelled, the sacrum
+    if not case.centroids.subset(case.vertebra_labels):
         return np.asarray(case.grid.center, float)
-    z = vertebrae.array()[:, 2]
-    return spine_axis_point(vertebrae, rng.uniform(z.min(), z.max()) if augment else float(np.mean(z)))
+    z = points.array()[:, 2]
+    if not augment:
+        return spine_axis_point(points, float(np.mean(z)))
+    if rng.random() < END_SHARE:
+        return spine_axis_point(points, float(z.max() if rng.random() < 0.5 else z.min()))
+    return spine_axis_point(points, rng.uniform(z.min(), z.max()))
 
 
 def semantic_sample(case, cfg, rng: np.random.Generator, augment: bool = True):
