@@ -257,6 +257,11 @@ def structure(label: int) -> StructureLabel | None:
     return StructureLabel(int(label), f"{row.name} endplate", kind, row.id, (r // 2, g // 2, b // 2), None)
 
 
+def row_of(label: int) -> VertebraLabel | StructureLabel | None:
+    """The table row of any instance id: a vertebra (VerSe id), a disc (100+X) or an endplate (200+X)."""
+    return get(label) if is_known(label) else structure(label)
+
+
 def any_id_of(name: str) -> int:
     """The id of a vertebra name ("L1"), a disc ("L1/L2 disc") or an endplate ("L1 endplate")."""
     text = name.strip() if isinstance(name, str) else ""

@@ -97,7 +97,7 @@ def vertebra_color_table(scene):
     node.SetNumberOfColors(top + 1)
     node.SetColor(0, "Background", 0.0, 0.0, 0.0, 0.0)
     for i in range(1, top + 1):
-        row = L.get(i) if L.is_known(i) else L.structure(i)
+        row = L.row_of(i)
         if row is not None:
             node.SetColor(i, row.name, *row.color_float, 1.0)
         else:

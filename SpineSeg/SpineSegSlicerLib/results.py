@@ -125,7 +125,7 @@ def mask_fingerprint(mask: np.ndarray) -> str:
 def known_labels(array: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """(array with ids that are no VerSe label, disc or endplate set to 0, the ids that were dropped)."""
     present = [int(v) for v in np.unique(array) if v]
-    unknown = [v for v in present if not L.is_known(v) and L.structure(v) is None]
+    unknown = [v for v in present if L.row_of(v) is None]
     if unknown:
         array = np.where(np.isin(array, unknown), 0, array).astype(array.dtype)
     return array, unknown

@@ -307,8 +307,8 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             pipeline=pipeline.name,
             weights_sha256=shas,
         )
-        left_out = uncoded_labels(result.labelmap)
-        if seg is not None and left_out:
+        left_out = uncoded_labels(result.labelmap) if seg is not None else []
+        if left_out:
             print(
                 f"spineseg: warning: {case.name}: the DICOM SEG leaves out the labels without a SNOMED CT code "
                 f"({', '.join(str(v) for v in left_out)}); the NIfTI label map has them",

@@ -58,11 +58,10 @@ def write_dicom_seg(
         raise InputError(
             folder, f"its series ({len(sources)} x {rows} x {cols}) is not the label map's grid {arr.shape}"
         )
-    values = [int(v) for v in np.unique(arr) if v]
+    coded = [int(v) for v in np.unique(arr) if v and _coded(int(v))]
     # Vertebrae, then the discs that have a SNOMED CT code (DICOM CID 7604); endplates and uncoded
     # discs have no code to write and are left out (the caller says so: ``uncoded_labels``).
-    present = L.anatomical_order(v for v in values if L.is_known(v))
-    present += sorted(v for v in values if (s := L.structure(v)) is not None and s.snomed is not None)
+    present = L.anatomical_order(v for v in coded if L.is_known(v)) + sorted(v for v in coded if not L.is_known(v))
     if not present:
         return None
     frames = np.zeros(arr.shape, dtype=np.uint8)
@@ -75,7 +74,7 @@ def write_dicom_seg(
     descriptions = []
     for number, label in enumerate(present, 1):
         frames[arr == label] = number
-        info = L.get(label) if L.is_known(label) else L.structure(label)
+        info = L.row_of(label)
         region_code = getattr(info, "region_snomed", None)
         regions = [CodedConcept(region_code.value, "SCT", region_code.meaning)] if region_code else None
         descriptions.append(
@@ -103,8 +102,13 @@ def write_dicom_seg(
 
 def uncoded_labels(labelmap: sitk.Image) -> list[int]:
     """Ids of ``labelmap`` a DICOM SEG leaves out: endplates, discs without a SNOMED CT code, unknown ids."""
-    values = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(labelmap)) if v]
-    return [v for v in values if not L.is_known(v) and ((s := L.structure(v)) is None or s.snomed is None)]
+    return [int(v) for v in np.unique(sitk.GetArrayViewFromImage(labelmap)) if v and not _coded(int(v))]
+
+
+def _coded(label: int) -> bool:
+    """Whether a DICOM SEG segment can be written for ``label``: a table row with a SNOMED CT code."""
+    row = L.row_of(label)
+    return row is not None and row.snomed is not None
 
 
 def _segmentation(hd, sources, frames, descriptions, pipeline: str, series_description: str):
