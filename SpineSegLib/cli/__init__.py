@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate_cmd", "evaluate a vertebra segmentation (and centroids) against a ground truth"),
     "run": ("run_cmd", "run the vertebra localisation, identification and segmentation pipeline"),
     "measure": ("measure_cmd", "measure vertebrae (volume, body heights, Genant ratios, core HU, discs), flag doubts"),
+    "series": ("series_cmd", "list the DICOM series of a folder and which one `spineseg run` would take"),
     "pipelines": ("pipelines_cmd", "list the pipelines --pipeline accepts, with method, modality and training data"),
 }
 

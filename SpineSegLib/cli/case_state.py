@@ -52,7 +52,12 @@ def run_record(case_path: Path, args, pipeline, stages, labels, centroids_path: 
         "labels": None if labels is None else [int(v) for v in labels],
         "centroids_sha256": sha256_of(centroids_path) if centroids_path else None,
         "models": models,
-        "options": {"save_heatmaps": bool(args.save_heatmaps), "dicom_seg": bool(args.dicom_seg)},
+        "options": {
+            "save_heatmaps": bool(args.save_heatmaps),
+            "dicom_seg": bool(args.dicom_seg),
+            # only when given, so that cases finished before --series existed stay finished
+            **({"series": args.series} if getattr(args, "series", None) else {}),
+        },
         # What a finished case holds; raised when a version adds outputs (2: measurements, review flags).
         "outputs_version": OUTPUTS_VERSION,
     }

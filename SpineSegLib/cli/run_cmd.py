@@ -38,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--centroids", type=Path, help="centroids to use instead of stage 2 (VerSe _ctd.json, .mrk.json, .csv)"
     )
     p.add_argument("--labels", help="only (re)segment these vertebrae, e.g. L1,L2 or 20,21")
+    p.add_argument(
+        "--series",
+        metavar="UID",
+        help="the series to take from a DICOM folder input (default: the pipeline's modality, ORIGINAL, regular "
+        "slices, most slices; `spineseg series FOLDER` lists them)",
+    )
     p.add_argument("--save-heatmaps", action="store_true", help="also write the vertebra heatmaps")
     p.add_argument(
         "--dicom-seg",
@@ -163,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         for i, case in enumerate(cases):
             names = bids.output_names(case.name)
             case_args, case_pipeline, case_stages = args, pipeline, stages
-            chosen = None if args.pipeline else pipeline_for_series(case.path)
+            chosen = None if args.pipeline else pipeline_for_series(case.path, args.series)
             if chosen is not None and chosen != pipeline.name:
                 if chosen not in opened:
                     opened[chosen] = open_pipeline(chosen, device=args.device)
@@ -202,19 +208,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def pipeline_for_series(path: Path) -> str | None:
-    """``MR_PIPELINE`` for a DICOM folder whose Modality tag is MR and a manifest that has it, else None."""
+def pipeline_for_series(path: Path, series: str | None = None) -> str | None:
+    """``MR_PIPELINE`` for a DICOM folder whose series (``series``, else the folder's choice) is MR, else None."""
     if not path.is_dir():
         return None
     from ..io.images import dicom_modality
     from ..models import Manifest
 
-    if dicom_modality(path) != "MR":
+    if dicom_modality(path, series) != "MR":
         return None
     try:
         return MR_PIPELINE if MR_PIPELINE in Manifest.load().pipelines else None
     except SpineSegError:
         return None
+
+
+def _read_input(case, args, pipeline, progress: _Progress):
+    """The case's image and, for a DICOM folder, the UID of the series this pipeline takes (said with why)."""
+    from ..io import read_image
+
+    if not case.path.is_dir():
+        return read_image(case.path), None
+    from ..io.dicom_series import choose_series
+
+    modality = pipeline.method.modalities[0] if pipeline.method.modalities else None
+    series, why = choose_series(case.path, args.series, modality)
+    progress.note(0.0, f"{case.name}: {series.summary()}: {why}")
+    return read_image(case.path, series=series.uid), series.uid
 
 
 def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record: dict) -> None:
@@ -224,7 +244,6 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
     from .. import labels as L
     from ..io import (
         read_centroids,
-        read_image,
         write_centroids,
         write_image,
         write_json_atomic,
@@ -235,7 +254,7 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
     from ..report import write_snapshot
     from ..report.case_table import case_table, measurements_csv
 
-    image = read_image(case.path)
+    image, series_uid = _read_input(case, args, pipeline, progress)
     given = read_centroids(args.centroids, reference=image) if args.centroids else None
     if given is not None and not given:
         raise InputError(args.centroids, "holds no vertebra point: nothing to segment")
@@ -306,6 +325,7 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             out / f"{case.name}_seg-vert_msk.dcm",
             pipeline=pipeline.name,
             weights_sha256=shas,
+            series_uid=series_uid,
         )
         left_out = uncoded_labels(result.labelmap) if seg is not None else []
         if left_out:

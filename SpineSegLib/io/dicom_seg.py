@@ -44,13 +44,17 @@ def write_dicom_seg(
     pipeline: str,
     weights_sha256: Mapping[str, str],
     series_description: str = "SpineSeg vertebrae",
+    series_uid: str | None = None,
 ) -> Path | None:
-    """Write ``labelmap`` (on the grid of the series in ``series_folder``) as a DICOM SEG; None if it is empty."""
+    """Write ``labelmap`` (on the grid of the series in ``series_folder``) as a DICOM SEG; None if it is empty.
+
+    The series is the one the run read (``series_uid``, else the folder's choice, as :func:`.images.read_image`).
+    """
     hd, pydicom = _highdicom()
     from highdicom.sr import CodedConcept
 
     folder = Path(series_folder)
-    names = _dicom_series(folder)
+    names = _dicom_series(folder, series_uid)
     sources = [pydicom.dcmread(n) for n in names]
     arr = sitk.GetArrayFromImage(labelmap)
     rows, cols = int(sources[0].Rows), int(sources[0].Columns)
@@ -129,11 +133,13 @@ def _segmentation(hd, sources, frames, descriptions, pipeline: str, series_descr
     )
 
 
-def read_dicom_seg_labels(seg_path: str | os.PathLike, series_folder: str | os.PathLike) -> np.ndarray:
+def read_dicom_seg_labels(
+    seg_path: str | os.PathLike, series_folder: str | os.PathLike, series_uid: str | None = None
+) -> np.ndarray:
     """The SEG as a label array (VerSe ids, discs 100+X) [k, j, i] on the series' grid (frames by source SOP UID)."""
     hd, pydicom = _highdicom()
     seg = hd.seg.segread(str(seg_path))
-    names = _dicom_series(Path(series_folder))
+    names = _dicom_series(Path(series_folder), series_uid)
     uids = [str(pydicom.dcmread(n, stop_before_pixels=True).SOPInstanceUID) for n in names]
     numbers = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
     lut = np.zeros(int(numbers.max()) + 1 if numbers.size else 1, dtype=np.uint16)

@@ -162,19 +162,11 @@ def check_volume(image: sitk.Image, source: str | os.PathLike | None = None) -> 
 # Reading
 
 
-def _dicom_series(folder: Path) -> list[str]:
-    """File names of the largest DICOM series in ``folder``, sorted by slice position."""
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    best: list[str] = []
-    for uid in series:
-        names = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-        if len(names) > len(best):
-            best = names
-    if not best:
-        raise InputError(
-            folder, "folder holds no DICOM series (subfolders are not searched; pass the folder with the slices)"
-        )
-    return best
+def _dicom_series(folder: Path, series: str | None = None) -> list[str]:
+    """File names of the series a run takes from ``folder`` (:func:`.dicom_series.choose_series`), in order."""
+    from .dicom_series import choose_series
+
+    return choose_series(folder, series)[0].files
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -223,37 +215,29 @@ def _read_file(path: Path, suffix: str) -> sitk.Image:
         raise InputError(path, f"is damaged or truncated: its {fmt} image data cannot be read{detail}") from None
 
 
-def dicom_modality(folder: str | os.PathLike) -> str | None:
-    """The Modality tag (0008,0060) of the folder's DICOM series ("CT", "MR", ...), or None if unreadable."""
+def dicom_modality(folder: str | os.PathLike, series: str | None = None) -> str | None:
+    """The Modality tag (0008,0060) of the series a run takes from ``folder`` ("CT", "MR", ...), or None."""
+    from .dicom_series import choose_series
+
     try:
-        names = _dicom_series(Path(folder))
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(names[0])
-        reader.ReadImageInformation()
-        return reader.GetMetaData("0008|0060").strip().upper() if reader.HasMetaDataKey("0008|0060") else None
-    except (InputError, RuntimeError, IndexError):
+        return choose_series(Path(folder), series)[0].modality or None
+    except (InputError, RuntimeError):
         return None
 
 
-def _read_dicom(folder: Path) -> sitk.Image:
-    names = _dicom_series(folder)
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(names)
-    try:
-        image = reader.Execute()
-    except RuntimeError as e:
-        raise InputError(folder, f"its DICOM series cannot be read: {_itk_reason(e)}") from None
-    if image.GetDimension() == 3 and image.GetSize()[2] == 1:
-        raise InputError(folder, f"its DICOM series is a single slice ({names[0]}); SpineSeg needs a 3D volume")
-    return image
+def _read_dicom(folder: Path, series: str | None = None, modality: str | None = None) -> sitk.Image:
+    from .dicom_series import choose_series, read_series
+
+    return read_series(folder, choose_series(folder, series, modality)[0])
 
 
-def read_image(path: str | os.PathLike) -> sitk.Image:
+def read_image(path: str | os.PathLike, series: str | None = None, modality: str | None = None) -> sitk.Image:
     """Read one 3D scalar volume (any pixel type) with its geometry.
 
-    ``path`` is a NIfTI, NRRD or MetaImage file, or a folder holding a DICOM series (the
-    series with the most slices if there are several). Raises :class:`InputError` naming the
-    file for anything SpineSeg cannot use: missing, unreadable, truncated, 2D, 4D,
+    ``path`` is a NIfTI, NRRD or MetaImage file, or a folder holding DICOM series: the one with UID
+    ``series``, else the one :func:`.dicom_series.choose_series` takes (``modality`` first, ORIGINAL,
+    regular slices, most slices); missing, duplicate or irregular slices are refused. Raises
+    :class:`InputError` naming the file for anything SpineSeg cannot use: missing, unreadable, truncated, 2D, 4D,
     multi-component, zero/negative or implausible spacing (above 10 mm, a field of view longer than a
     body), more voxels than the machine has memory for, NaN/infinite voxels.
     """
@@ -261,7 +245,7 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
     if not p.exists():
         raise InputError(p, "file not found")
     if p.is_dir():
-        image = _read_dicom(p)
+        image = _read_dicom(p, series, modality)
     else:
         suffix = full_suffix(p).lower()
         if suffix not in READ_SUFFIXES:
