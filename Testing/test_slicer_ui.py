@@ -21,6 +21,18 @@ MODULES = {
     ),
 }
 LIBRARIES = (REPO / "SpineSeg" / "SpineSegSlicerLib", REPO / "SpineSegMetrics" / "SpineSegMetricsLib")
+#: The Qt side of a module besides its module file (the panel's controller, the self-test).
+GUI_PACKAGES = {"SpineSeg": REPO / "SpineSeg" / "SpineSegGui", "SpineSegMetrics": None}
+
+
+def gui_sources(module: str) -> list[Path]:
+    """The module file and the files of its Qt package: where widgets, tr() and the parameter node are used."""
+    package = GUI_PACKAGES[module]
+    return [MODULES[module][0], *(sorted(package.glob("*.py")) if package else [])]
+
+
+def gui_text(module: str) -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in gui_sources(module))
 
 
 def ui_widgets(path: Path) -> dict[str, str]:
@@ -52,9 +64,9 @@ def parameter_fields(source: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_every_ui_widget_the_code_uses_exists_in_the_ui_file(module):
-    source, ui = MODULES[module]
+    _, ui = MODULES[module]
     widgets = ui_widgets(ui)
-    used = set(re.findall(r"self\.ui\.(\w+)", source.read_text(encoding="utf-8")))
+    used = set(re.findall(r"(?:self\.ui|\bui)\.(\w+)", gui_text(module)))
     assert used, "the module uses no widget?"
     assert sorted(used - set(widgets)) == []
     assert ET.parse(ui).getroot().find("widget").get("name") == module
@@ -67,7 +79,7 @@ def test_parameter_names_of_the_ui_and_the_code_exist_in_the_parameter_node(modu
     bound = ui_parameter_names(ui)
     assert bound, "no widget is bound to the parameter node"
     assert sorted(set(bound.values()) - fields) == []
-    text = source.read_text(encoding="utf-8")
+    text = gui_text(module)
     used = set(re.findall(r"self\._parameterNode\.(\w+)", text)) | set(re.findall(r"\bp\.(\w+)", text))
     used -= {"connectGui", "disconnectGui"}
     assert sorted(used - fields) == []
@@ -84,16 +96,19 @@ def test_custom_widgets_are_declared_and_standard_ones_are_qt(module):
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_user_text_goes_through_tr_and_the_main_window_is_guarded(module):
-    source, _ = MODULES[module]
-    text = source.read_text(encoding="utf-8")
-    # no bare string literal with words put on a widget or in a dialog
-    assert not re.findall(r"\.(?:text|toolTip|labelText)\s*=\s*[\"'](?!\\)[^\"'\n]*[A-Za-z]{2}", text)
-    assert not re.findall(r"(?:errorDisplay|infoDisplay|warningDisplay|confirmOkCancelDisplay)\(\s*[\"'f]", text)
-    assert "from slicer.i18n import tr as _" in text
-    for line in text.splitlines():
-        if "mainWindow()" in line:
-            assert "if " in line and "is not None" in line, line  # loads and runs with --no-main-window
-    assert not re.search(r"^\s*import imp\b|^\s*from imp import", text, re.M)
+    for source in gui_sources(module):
+        text = source.read_text(encoding="utf-8")
+        # no bare string literal with words put on a widget or in a dialog
+        assert not re.findall(r"\.(?:text|toolTip|labelText)\s*=\s*[\"'](?!\\)[^\"'\n]*[A-Za-z]{2}", text), source
+        assert not re.findall(r"(?:errorDisplay|infoDisplay|warningDisplay|confirmOkCancelDisplay)\(\s*[\"'f]", text), (
+            source
+        )
+        if re.search(r"\.(?:text|labelText)\s*=|(?:error|info|warning|confirmOkCancel)Display\(|addItem\(", text):
+            assert "from slicer.i18n import tr as _" in text, source
+        for line in text.splitlines():
+            if "mainWindow()" in line:
+                assert "if " in line and "is not None" in line, line  # loads and runs with --no-main-window
+        assert not re.search(r"^\s*import imp\b|^\s*from imp import", text, re.M)
 
 
 @pytest.mark.parametrize("library", LIBRARIES, ids=lambda p: p.name)
@@ -162,3 +177,13 @@ def test_spineseg_self_test_passes_headless_on_the_synthetic_ct(stubs, tmp_path,
     test.delayDisplay = lambda message, msec=0: messages.append(message)
     test.runTest()
     assert messages[-1] == "SpineSeg workflow test passed", messages
+
+
+def test_the_spineseg_module_file_is_a_thin_shell():
+    """Issue 14: the module file holds the classes Slicer looks for and no panel behaviour (SpineSegGui has it)."""
+    source = MODULES["SpineSeg"][0]
+    text = source.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 300
+    classes = {n.name for n in ast.parse(text).body if isinstance(n, ast.ClassDef)}
+    assert classes == {"SpineSeg", "SpineSegParameterNode", "SpineSegWidget", "SpineSegLogic", "SpineSegTest"}
+    assert "self.ui." not in text.split("class SpineSegWidget", 1)[1].split("def setup", 1)[1].split("def cleanup")[1]
