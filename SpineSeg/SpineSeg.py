@@ -24,9 +24,32 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 from SpineSegGui import models_box, panel, selftest
-from SpineSegSlicerLib import dependencies, editing, logic, models, nodes, process, results, terminology
+from SpineSegSlicerLib import (
+    dependencies,
+    editing,
+    logic,
+    measurements_table,
+    models,
+    nodes,
+    process,
+    results,
+    terminology,
+)
 
-_LIB_MODULES = (nodes, terminology, process, results, editing, dependencies, models, logic, models_box, panel, selftest)
+_LIB_MODULES = (
+    nodes,
+    terminology,
+    process,
+    results,
+    measurements_table,
+    editing,
+    dependencies,
+    models,
+    logic,
+    models_box,
+    panel,
+    selftest,
+)
 
 
 #

@@ -6,7 +6,7 @@ class is injected (``logicClass``) so the same steps run with the module's logic
 
 import numpy as np
 import slicer
-from SpineSegSlicerLib import logic, models, nodes, terminology
+from SpineSegSlicerLib import logic, measurements_table, models, nodes, terminology
 
 from SpineSegLib import labels as L
 
@@ -76,6 +76,10 @@ class WorkflowTestMixin:
             self.assertEqual(segment.GetTerminology(), terminology.terminology_entry(label))
             self.assertTrue(np.allclose(segment.GetColor(), L.get(label).color_float, atol=1e-6))
 
+        self.delayDisplay("Checking the measurements table")
+        self.assertIsNotNone(outcome.measurements)
+        self.assertEqual(measurements_table.level_names(outcome.measurements), names)
+
         self.delayDisplay("Moving one point and updating the segmentation")
         moved = markups.GetNthControlPointLabel(0)
         before = {n: nodes.segment_mask(segmentation, nodes.segment_id_by_name(segmentation, n), volume) for n in names}
@@ -84,6 +88,8 @@ class WorkflowTestMixin:
         markups.SetNthControlPointPosition(0, p[0] + 3.0, p[1], p[2])
         update = core.update_segmentation(volume)
         self.assertEqual(update.edit.moved, [L.id_of(moved)])
+        self.assertIs(update.measurements, outcome.measurements)
+        self.assertEqual(measurements_table.level_names(update.measurements), names)
         for name, mask in before.items():
             if name != moved:
                 after = nodes.segment_mask(segmentation, nodes.segment_id_by_name(segmentation, name), volume)

@@ -32,7 +32,7 @@ from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.methods import DEFAULT_PIPELINE, MethodSpec, get_method
 
-from . import editing, results
+from . import editing, measurements_table, results
 from . import nodes as N
 from .paths import library_root
 from .process import EXIT_CANCELLED, PipelineProcess
@@ -109,6 +109,7 @@ class RunOutcome:
     centroids: object | None = None  # markups node
     heatmap: object | None = None
     structures: object | None = None  # segmentation node of the MR pipeline's structures
+    measurements: object | None = None  # table node: per-vertebra measurements (measurements_table)
     vertebrae: list[str] = field(default_factory=list)
     chain_problems: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
@@ -421,6 +422,9 @@ class SpineSegLogic:
                 markups = results.find_output(volume, results.ROLE_CENTROIDS)
                 if markups is not None:
                     results.store_run_centroids(markups, run.centroids)
+        if outputs["measurements_csv"].is_file():
+            text = outputs["measurements_csv"].read_text(encoding="utf-8")
+            outcome.measurements = measurements_table.import_measurements(volume, text)
         if outputs["semantic"].is_file():  # the MR pipeline's structures (canal, cord, discs, processes ...)
             from SpineSegLib.io import read_labelmap
 
@@ -443,6 +447,7 @@ class SpineSegLogic:
         )
         report.renamed, report.removed = renamed.renamed, renamed.removed
         outcome.merge = report
+        outcome.measurements = measurements_table.remeasure(run.volume, outcome.segmentation, list(run.labels or []))
         results.store_run_centroids(outcome.centroids, run.centroids)
         outcome.vertebrae = [L.name_of(k) for k in run.centroids]
         outcome.chain_problems = editing.chain_problems(run.centroids)

@@ -34,6 +34,7 @@ ROLE_SEGMENTATION = "segmentation"
 ROLE_CENTROIDS = "centroids"
 ROLE_HEATMAP = "heatmap"
 ROLE_STRUCTURES = "structures"  # the MR pipeline's semantic map (SPINEPS structure ids)
+ROLE_MEASUREMENTS = "measurements"  # per-vertebra measurements table (SpineSegSlicerLib.measurements_table)
 #: Segment tag: fingerprint of the mask SpineSeg wrote, to recognise segments edited by hand since.
 FINGERPRINT_TAG = "SpineSeg.Fingerprint"
 #: Markups attribute: the centroids of the last run or update (JSON, LPS mm), to detect edits.
@@ -51,12 +52,14 @@ _NAME_SUFFIX = {
     ROLE_CENTROIDS: "vertebrae",
     ROLE_HEATMAP: "heatmap",
     ROLE_STRUCTURES: "structures",
+    ROLE_MEASUREMENTS: "measurements",
 }
 _CLASS = {
     ROLE_SEGMENTATION: "vtkMRMLSegmentationNode",
     ROLE_STRUCTURES: "vtkMRMLSegmentationNode",
     ROLE_CENTROIDS: "vtkMRMLMarkupsFiducialNode",
     ROLE_HEATMAP: "vtkMRMLScalarVolumeNode",
+    ROLE_MEASUREMENTS: "vtkMRMLTableNode",
 }
 
 
@@ -88,7 +91,7 @@ def output_node(volume, role: str, node=None):
         node = volume.GetScene().AddNewNodeByClass(_CLASS[role], output_name(volume, role))
     node.SetAttribute(ROLE_ATTRIBUTE, role)
     node.SetNodeReferenceID(SOURCE_REFERENCE, volume.GetID())
-    if node.GetDisplayNode() is None:
+    if hasattr(node, "GetDisplayNode") and node.GetDisplayNode() is None:  # a table has no display node
         node.CreateDefaultDisplayNodes()
     place_in_study(volume, node)
     return node
