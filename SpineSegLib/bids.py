@@ -78,4 +78,5 @@ def output_names(case: str) -> dict[str, str]:
         "heatmaps": f"{case}_heatmaps.nii.gz",
         "measurements": f"{case}_measurements.json",
         "measurements_csv": f"{case}_measurements.csv",
+        "measurements_sr": f"{case}_measurements.dcm",
     }

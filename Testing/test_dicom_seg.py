@@ -155,3 +155,38 @@ def test_discs_with_a_snomed_code_become_segments_and_endplates_are_left_out_by_
     assert got == {"L1": L.get(20).snomed.value, "L1/L2 disc": "80064006"}
     back = read_dicom_seg_labels(path, series)
     np.testing.assert_array_equal(back, np.where(np.isin(arr, (20, 120)), arr, 0))
+
+
+def test_the_measurement_report_references_each_segment_with_the_runs_measurements(run):
+    """TID 1500: one volumetric group per vertebra, its SEG segment referenced, the values of the JSON."""
+    from SpineSegLib.io.dicom_sr import read_measurement_report
+
+    sr_path = run["out"] / "sub-lumbar_measurements.dcm"
+    timings = json.loads((run["out"] / "sub-lumbar_timings.json").read_text())
+    assert sr_path.name in timings["outputs"]
+    sr = hd.sr.srread(str(sr_path))
+    assert sr.Modality == "SR" and sr.StudyInstanceUID == STUDY
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    template = sr.ContentTemplateSequence[0]
+    assert (template.MappingResource, template.TemplateIdentifier) == ("DCMR", "1500")
+    report = read_measurement_report(sr_path)
+    measured = json.loads((run["out"] / "sub-lumbar_measurements.json").read_text())["vertebrae"]
+    seg = pydicom.dcmread(str(run["out"] / "sub-lumbar_seg-vert_msk.dcm"))
+    segment_of = {d.SegmentLabel: int(d.SegmentNumber) for d in seg.SegmentSequence}
+    assert sorted(report) == sorted(v["name"] for v in measured) == sorted(segment_of)
+    for v in measured:
+        got = report[v["name"]]
+        assert got["segment_number"] == segment_of[v["name"]]
+        for field in ("volume_cm3", "height_anterior_mm", "height_middle_mm", "height_posterior_mm", "core_hu_mean"):
+            if v[field] is None:
+                assert field not in got
+            else:
+                assert got[field] == pytest.approx(v[field], rel=1e-6), (v["name"], field)
+    # the SR's evidence is the SEG and the CT series it was made on
+    evidence = {
+        str(i.ReferencedSOPInstanceUID)
+        for s in sr.CurrentRequestedProcedureEvidenceSequence
+        for r in s.ReferencedSeriesSequence
+        for i in r.ReferencedSOPSequence
+    }
+    assert str(seg.SOPInstanceUID) in evidence and f"{SERIES}.1" in evidence

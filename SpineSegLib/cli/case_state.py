@@ -58,8 +58,9 @@ def run_record(case_path: Path, args, pipeline, stages, labels, centroids_path: 
             # only when given, so that cases finished before --series existed stay finished
             **({"series": args.series} if getattr(args, "series", None) else {}),
         },
-        # What a finished case holds; raised when a version adds outputs (2: measurements, review flags).
-        "outputs_version": OUTPUTS_VERSION,
+        # What a finished case holds; raised when a version adds outputs (2: measurements, review flags;
+        # with --dicom-seg, "2+sr": the DICOM measurement report, so only DICOM SEG cases are redone).
+        "outputs_version": f"{OUTPUTS_VERSION}+sr" if args.dicom_seg else OUTPUTS_VERSION,
     }
 
 
@@ -71,7 +72,7 @@ _WHAT = {
     "centroids_sha256": "other --centroids",
     "models": "other model weights or cards",
     "options": "other output options",
-    "outputs_version": "this SpineSeg writes more outputs (measurements, review flags)",
+    "outputs_version": "this SpineSeg writes more outputs (measurements, review flags, DICOM measurement report)",
 }
 
 

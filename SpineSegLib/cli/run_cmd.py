@@ -336,6 +336,19 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
             )
         if seg is not None:
             written.append(seg)
+            if measurements is not None:
+                from ..io.dicom_sr import write_measurement_report
+
+                sr = write_measurement_report(
+                    seg,
+                    measurements,
+                    case.path,
+                    out / names["measurements_sr"],
+                    pipeline=pipeline.name,
+                    series_uid=series_uid,
+                )
+                if sr is not None:
+                    written.append(sr)
         else:
             print(f"spineseg: warning: {case.name}: no vertebra segmented: no DICOM SEG written", file=sys.stderr)
     if result.labelmap is not None or result.centroids:
