@@ -36,13 +36,20 @@ class _Header:
         return self.vox_offset + self.data_bytes
 
 
+class _BadHeader(ValueError):
+    """A header field no reader can use (the message says which)."""
+
+
 def _header(raw: bytes) -> _Header | None:
     """The parts of a NIfTI-1 or NIfTI-2 header we need; None if ``raw`` is not one."""
     for endian in "<>":
         if len(raw) >= 348 and struct.unpack_from(endian + "i", raw, 0)[0] == 348:
             dims = struct.unpack_from(endian + "8h", raw, 40)
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 70)
-            vox_offset = int(struct.unpack_from(endian + "f", raw, 108)[0])
+            offset = struct.unpack_from(endian + "f", raw, 108)[0]
+            if not (np.isfinite(offset) and 0 <= offset < 2**31):
+                raise _BadHeader(f"has an invalid data offset (vox_offset {offset:g}) in its NIfTI header")
+            vox_offset = int(offset)
             pixdim = struct.unpack_from(endian + "8f", raw, 76)
             break
         if len(raw) >= 540 and struct.unpack_from(endian + "i", raw, 0)[0] == 540:
@@ -113,6 +120,8 @@ def nifti_problem(path: str | os.PathLike) -> str | None:
                 size = _gzip_trailer_size(path)
                 if size != header.total % (1 << 32):
                     size, _ = _scan(path, gz, header)
+    except _BadHeader as e:
+        return str(e)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         return f"is truncated or damaged: its gzip stream is broken ({e})"
     except OSError as e:

@@ -8,6 +8,7 @@ network was trained on and how well it validated, and the sha256 of the weights.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ class ModelCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(path, f"model card has unknown key(s) {', '.join(map(repr, unknown))}")
+        problem = _type_problem(data)
+        if problem:
+            raise InputError(path, f"model card: {problem}")
         try:
             method = get_method(data.get("method", DEFAULT_METHOD))
         except SpineSegError as exc:
@@ -83,6 +87,42 @@ class ModelCard:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(path, f"model card is not valid JSON ({exc})") from None
         return cls.from_json(data, path)
+
+
+_STRINGS = ("name", "stage", "training_data", "license", "version", "spineseg_version", "created", "sha256", "method")
+_OBJECTS = ("network", "intensity", "params", "validation")
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _type_problem(data: dict[str, Any]) -> str | None:
+    """Which field of a card's JSON has a type the pipeline cannot use (None when all are right)."""
+    for key in _STRINGS:
+        if key in data and not isinstance(data[key], str):
+            return f"{key} is not a string"
+    for key in _OBJECTS:
+        if key in data and not isinstance(data[key], dict):
+            return f"{key} is not an object"
+    spacing = data["spacing_mm"]
+    if not (isinstance(spacing, list) and len(spacing) == 3 and all(_number(v) and v > 0 for v in spacing)):
+        return f"spacing_mm {spacing!r} is not three positive numbers (mm)"
+    size = data["input_size"]
+    if not (isinstance(size, list) and len(size) == 3 and all(_whole(v) and v > 0 for v in size)):
+        return f"input_size {size!r} is not three positive whole numbers (voxels)"
+    if not (isinstance(data.get("labels", []), list) and all(_whole(v) for v in data.get("labels", []))):
+        return "labels is not a list of whole numbers (label ids)"
+    cases = data.get("real_cases", [])
+    if not (isinstance(cases, list) and all(isinstance(v, str) for v in cases)):
+        return "real_cases is not a list of case names"
+    if "schema_version" in data and not _whole(data["schema_version"]):
+        return "schema_version is not a whole number"
+    return None
+
+
+def _whole(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def read_verified_card(path: str | Path, expected_sha256: str | None) -> ModelCard:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,15 @@ class Manifest:
             raise InputError(path, "model manifest not found") from None
         except json.JSONDecodeError as exc:
             raise InputError(path, f"model manifest is not valid JSON ({exc})") from None
+        except UnicodeDecodeError:
+            raise InputError(path, "model manifest is not a text file (not UTF-8)") from None
+        except OSError as exc:
+            raise InputError(path, f"model manifest cannot be read ({exc.strerror or exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("pipelines"), dict):
             raise InputError(path, "model manifest has no 'pipelines' object")
+        problem = _structure_problem(data["pipelines"])
+        if problem:
+            raise InputError(path, f"model manifest: {problem}")
         return cls(path, data)
 
     @property
@@ -132,6 +140,47 @@ class Manifest:
             url=e.get("url"),
             size_bytes=e.get("size_bytes"),
         )
+
+
+def _structure_problem(pipelines: dict) -> str | None:
+    """What makes the manifest's pipelines unusable (wrong types, unknown method, unsafe file names), or None."""
+    for name, pipeline in pipelines.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            return f"pipeline name {name!r} is not a plain name (letters, digits, '.', '_', '-')"
+        if not isinstance(pipeline, dict):
+            return f"pipeline {name!r} is not an object"
+        for key in ("title", "method", "modality"):
+            if key in pipeline and not isinstance(pipeline[key], str):
+                return f"pipeline {name!r}: {key} is not a string"
+        try:
+            get_method(pipeline.get("method", DEFAULT_METHOD))
+        except SpineSegError as exc:
+            return f"pipeline {name!r}: {exc}"
+        stages = pipeline.get("stages", {})
+        if not isinstance(stages, dict):
+            return f"pipeline {name!r}: stages is not an object"
+        for stage, e in stages.items():
+            where = f"pipeline {name!r} stage {stage!r}"
+            if not isinstance(e, dict):
+                return f"{where} is not an object"
+            for key in ("weights", "card"):
+                if key in e and not _plain_file_name(e[key]):
+                    return f"{where}: {key} {e[key]!r} is not a file name in the models folder"
+            for key in ("sha256", "card_sha256", "url"):
+                if e.get(key) is not None and not isinstance(e[key], str):
+                    return f"{where}: {key} is not a string"
+            size = e.get("size_bytes")
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+                return f"{where}: size_bytes is not a whole number of bytes"
+    return None
+
+
+def _plain_file_name(value: object) -> bool:
+    """A relative path inside the models folder (no absolute path, no '..')."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    parts = Path(value).parts
+    return not Path(value).is_absolute() and ".." not in parts and "\\" not in value
 
 
 def _is_sha256(value: object) -> bool:
