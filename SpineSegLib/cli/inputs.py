@@ -36,8 +36,14 @@ def discover(paths: list[Path]) -> list[InputCase]:
     for path in paths:
         if not path.exists():
             raise InputError(path, "input not found")
+        if not (path.is_file() or path.is_dir()):
+            raise InputError(path, "is not a regular file or folder (a device, pipe or socket); pass an image file")
         if path.is_file():
             if not is_image_file(path):
+                from ..io.images import _is_dicom_file
+
+                if _is_dicom_file(path):
+                    raise InputError(path, "is a single DICOM file; pass the folder that holds the DICOM series")
                 raise InputError(path, "not an image file SpineSeg reads (.nii.gz, .nii, .nrrd, .mha, .mhd)")
             cases.append(InputCase(case_name(path), path))
         elif _looks_like_dicom_folder(path):

@@ -13,8 +13,10 @@ def parse_labels(text: str | None, option: str = "--labels") -> list[int] | None
     """The labels of a CLI option (names or ids, comma-separated); an unknown one is a clear error."""
     from .. import labels as L
 
-    if not text:
+    if text is None:
         return None
+    if not text.replace(",", "").strip():
+        raise SpineSegError(f"{option} is empty: name at least one vertebra, e.g. L1,L2 or 20,21")
     try:
         return L.parse_list(text)
     except KeyError as exc:

@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         not_dicom = [str(c.path) for c in cases if not c.path.is_dir()]
         if not_dicom:
             raise SpineSegError(f"--dicom-seg needs DICOM folder inputs; not DICOM series: {', '.join(not_dicom[:3])}")
+    if args.series and not any(c.path.is_dir() for c in cases):
+        raise SpineSegError("--series chooses a series of a DICOM folder input; none of the inputs is a folder")
     if args.centroids and not pipeline.method.resegment_from_points:
         raise SpineSegError(
             f"--centroids: pipeline {pipeline.name!r} ({pipeline.method.name}) "
