@@ -124,3 +124,20 @@ def test_buttons_are_enabled_by_what_the_scene_holds(panel):
     assert not any(
         b.enabled for b in (ui.runSegmentationButton, ui.updateSegmentationButton, ui.shiftUpButton, ui.shiftDownButton)
     )
+
+
+def test_the_heatmap_channel_list_is_what_the_volumes_heatmap_holds(panel):
+    import slicer
+    from SpineSegSlicerLib import nodes, results
+
+    from SpineSegLib import labels as L
+
+    p, ui, node = panel
+    image = sitk.GetImageFromArray(np.zeros((6, 7, 8), np.int16))
+    node.inputVolume = nodes.volume_from_sitk(slicer.mrmlScene, image, "ct2")
+    heat = sitk.GetImageFromArray(np.random.default_rng(0).random((6, 7, 8, 3)).astype(np.float32), isVector=True)
+    channels = results.HeatmapChannels.from_image(heat, [22, 20, 21])
+    results.import_heatmaps(node.inputVolume, channels)
+    p.parameterNodeChanged()
+    assert [d for _, d in ui.heatmapChannelComboBox.items] == [0, 20, 21, 22]
+    assert [t for t, _ in ui.heatmapChannelComboBox.items][1:] == [L.name_of(v) for v in (20, 21, 22)]

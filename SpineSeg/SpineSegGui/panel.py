@@ -68,6 +68,7 @@ class SpineSegPanel:
         if self._parameterNode:
             self._selectComboData(self.ui.pipelineComboBox, self._parameterNode.pipeline)
             self._selectComboData(self.ui.deviceComboBox, self._parameterNode.device)
+            self._fillHeatmapChannels()
             self.checkCanApply()
 
     def cancel(self) -> None:
@@ -223,12 +224,19 @@ class SpineSegPanel:
         if heat is not None:
             results.show_overlay(volume, heat, value)
 
+    def _heatmapLabels(self) -> list[int]:
+        """The channels of the volume's heatmap node where it has one (what the run produced), else all."""
+        volume = self._parameterNode.inputVolume if self._parameterNode else None
+        heat = results.find_output(volume, results.ROLE_HEATMAP) if volume is not None else None
+        channels = results.channels_of(heat) if heat is not None else None
+        return list(channels.labels) if channels is not None else list(labels.HEATMAP_LABELS)
+
     def _fillHeatmapChannels(self) -> None:
         combo = self.ui.heatmapChannelComboBox
         combo.blockSignals(True)
         combo.clear()
         combo.addItem(_("All vertebrae (maximum)"), 0)
-        for label in labels.anatomical_order(labels.HEATMAP_LABELS):
+        for label in labels.anatomical_order(self._heatmapLabels()):
             combo.addItem(labels.name_of(label), label)
         combo.blockSignals(False)
 
