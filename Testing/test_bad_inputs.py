@@ -148,6 +148,9 @@ def _gt_volume(ws: Workspace) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(ws.gt)))
 
 
+#: An sform (srow_x, srow_y, srow_z) on which ITK's NIfTI reader hung (found by the fuzzer).
+HANGING_SROW = (2.6, 3.4e38, 184.7, 286.3, -0.0012, -451.4, -np.inf, -60968.0, 0.0, 1e30, -419.4, -643.4)
+
 # Each case: (id, builder(ws) -> (argv, needle), environment overrides or None)
 CASES: list[tuple[str, Callable[[Workspace], tuple[list, str]], dict | None]] = []
 
@@ -223,6 +226,17 @@ simple("NaN pixdim", lambda ws: (run_args(ws, _patched_nifti(ws, "nanpix.nii", 8
 simple(
     "vox_offset inf",
     lambda ws: (run_args(ws, _patched_nifti(ws, "off.nii", 108, "f", float("inf")), "a"), "vox_offset"),
+)
+simple(
+    "sform with infinite entries (ITK hangs on it)",
+    lambda ws: (
+        run_args(ws, _patched_nifti(ws, "sform.nii", 280, "12f", *HANGING_SROW), "a"),
+        "sform",
+    ),
+)
+simple(
+    "qform with NaN quaternion",
+    lambda ws: (run_args(ws, _patched_nifti(ws, "qform.nii", 256, "3f", np.nan, 0.0, 0.0), "a"), "qform"),
 )
 simple(
     "dim claims 30000^3",

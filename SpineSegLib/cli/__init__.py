@@ -62,11 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_itk(verbose: bool) -> None:
+    """ITK's own C++ warnings (e.g. a DICOM series' spacing) go to stderr unformatted; SpineSeg's checks say
+    what matters in its own words, so ITK's are shown only with --verbose."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalWarningDisplay(bool(verbose))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="spineseg: %(message)s")
     warnings.formatwarning = _format_warning
+    _quiet_itk(args.verbose)
     previous = signal.getsignal(signal.SIGTERM)
     with contextlib.suppress(ValueError):  # only the main thread may set handlers
         signal.signal(signal.SIGTERM, _on_sigterm)

@@ -189,6 +189,10 @@ def _itk_reason(err: Exception) -> str:
 
 def _read_file(path: Path, suffix: str) -> sitk.Image:
     fmt = _FORMAT_NAMES[suffix.lower()]
+    if fmt == "NIfTI":  # before ITK reads the header: some broken NIfTI headers make ITK hang
+        problem = nifti_problem(path)
+        if problem:
+            raise InputError(path, problem)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -202,8 +206,6 @@ def _read_file(path: Path, suffix: str) -> sitk.Image:
         or _spacing_problem(reader.GetSpacing(), reader.GetSize())
         or _memory_problem(reader.GetSize())
     )
-    if problem is None and fmt == "NIfTI":
-        problem = nifti_problem(path)
     if problem:
         raise InputError(path, problem)
     try:

@@ -30,6 +30,7 @@ class _Header:
     vox_offset: int
     data_bytes: int
     pixdim: tuple[float, ...] = ()  # the spatial voxel sizes pixdim[1..3] (fewer for 1D/2D data)
+    affine_problem: str | None = None  # a qform/sform in use with non-finite or absurd values
 
     @property
     def total(self) -> int:
@@ -51,12 +52,18 @@ def _header(raw: bytes) -> _Header | None:
                 raise _BadHeader(f"has an invalid data offset (vox_offset {offset:g}) in its NIfTI header")
             vox_offset = int(offset)
             pixdim = struct.unpack_from(endian + "8f", raw, 76)
+            codes = struct.unpack_from(endian + "2h", raw, 252)
+            quatern = struct.unpack_from(endian + "6f", raw, 256)
+            srow = struct.unpack_from(endian + "12f", raw, 280)
             break
         if len(raw) >= 540 and struct.unpack_from(endian + "i", raw, 0)[0] == 540:
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 12)
             dims = struct.unpack_from(endian + "8q", raw, 16)
             vox_offset = struct.unpack_from(endian + "q", raw, 168)[0]
             pixdim = struct.unpack_from(endian + "8d", raw, 104)
+            codes = struct.unpack_from(endian + "2i", raw, 344)
+            quatern = struct.unpack_from(endian + "6d", raw, 352)
+            srow = struct.unpack_from(endian + "12d", raw, 400)
             break
     else:
         return None
@@ -67,7 +74,30 @@ def _header(raw: bytes) -> _Header | None:
     for d in dims[1 : ndim + 1]:
         n *= max(int(d), 1)
     spatial = tuple(float(v) for v in pixdim[1 : min(ndim, 3) + 1])
-    return _Header(endian, int(datatype), max(int(vox_offset), 348), n * bitpix // 8, spatial)
+    return _Header(
+        endian,
+        int(datatype),
+        max(int(vox_offset), 348),
+        n * bitpix // 8,
+        spatial,
+        _affine_problem(codes, quatern, srow),
+    )
+
+
+#: Largest absolute value (mm) a qform offset or sform entry may have: beyond it the header is garbage.
+_AFFINE_LIMIT = 1e6
+
+
+def _affine_problem(codes, quatern, srow) -> str | None:
+    """Why the orientation in use (qform or sform code > 0) cannot be a scanner's: non-finite or absurd values.
+
+    ITK's NIfTI reader hangs on some of those (an sform with infinite entries), so they are refused first.
+    """
+    qform_code, sform_code = codes
+    for used, name, values in ((sform_code > 0, "sform (srow)", srow), (qform_code > 0, "qform (quatern)", quatern)):
+        if used and not all(np.isfinite(v) and abs(v) <= _AFFINE_LIMIT for v in values):
+            return f"has an invalid {name} orientation in its NIfTI header (non-finite or absurd values)"
+    return None
 
 
 def _gzip_trailer_size(path: Path) -> int:
@@ -106,6 +136,8 @@ def nifti_problem(path: str | os.PathLike) -> str | None:
             header = _header(f.read(540))
         if header is None:
             return None  # not a header we understand: ITK decides
+        if header.affine_problem:
+            return header.affine_problem
         if any(not (np.isfinite(v) and v > 0) for v in header.pixdim):
             sizes = ", ".join(f"{v:g}" for v in header.pixdim)
             return f"has a zero or invalid voxel size in its NIfTI header (pixdim {sizes}); ITK would read it as 1 mm"
