@@ -277,6 +277,13 @@ simple(
     ),
 )
 simple(
+    "mha negative NDims (ITK hangs on it)",
+    lambda ws: (
+        run_args(ws, ws.file("ndims.mha", "ObjectType = Image\nNDims = -1\nElementDataFile = LOCAL\n"), "a"),
+        "NDims",
+    ),
+)
+simple(
     "mha zero spacing",
     lambda ws: (
         run_args(

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import orientation_code
 from .atomic import atomic_path, full_suffix
+from .metaimage_check import metaimage_problem
 from .nifti_check import nifti_problem
 
 READ_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -189,10 +190,10 @@ def _itk_reason(err: Exception) -> str:
 
 def _read_file(path: Path, suffix: str) -> sitk.Image:
     fmt = _FORMAT_NAMES[suffix.lower()]
-    if fmt == "NIfTI":  # before ITK reads the header: some broken NIfTI headers make ITK hang
-        problem = nifti_problem(path)
-        if problem:
-            raise InputError(path, problem)
+    # Before ITK reads the header: some broken NIfTI and MetaImage headers make ITK hang.
+    early = nifti_problem(path) if fmt == "NIfTI" else metaimage_problem(path) if fmt == "MetaImage" else None
+    if early:
+        raise InputError(path, early)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
