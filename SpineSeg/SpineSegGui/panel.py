@@ -122,19 +122,21 @@ class SpineSegPanel:
         self.ui.updateSegmentationButton.visible = actions.resegment_edited
         self.ui.heatmapChannelComboBox.visible = actions.heatmaps
 
+    def _runOptions(self) -> dict:
+        """What every run started from the panel shares: pipeline and device, in the background, with feedback."""
+        return dict(
+            pipeline=self._parameterNode.pipeline,
+            device=self._parameterNode.device,
+            waitForCompletion=False,
+            interactive=True,
+            progressCallback=self.onProgress,
+            logCallback=self.addLog,
+        )
+
     def _startRun(self, stages) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start SpineSeg."), waitCursor=True):
             self.ui.progressBar.value = 0
-            self._run = self.logic.process(
-                self._parameterNode.inputVolume,
-                stages=stages,
-                pipeline=self._parameterNode.pipeline,
-                device=self._parameterNode.device,
-                waitForCompletion=False,
-                interactive=True,
-                progressCallback=self.onProgress,
-                logCallback=self.addLog,
-            )
+            self._run = self.logic.process(self._parameterNode.inputVolume, stages=stages, **self._runOptions())
             self._timer.start()
         self.checkCanApply()
 
@@ -142,13 +144,8 @@ class SpineSegPanel:
         with slicer.util.tryWithErrorDisplay(_("Failed to update the segmentation."), waitCursor=True):
             started = self.logic.update_segmentation(
                 self._parameterNode.inputVolume,
-                pipeline=self._parameterNode.pipeline,
-                device=self._parameterNode.device,
                 overwriteEdited=self._parameterNode.overwriteEdited,
-                waitForCompletion=False,
-                interactive=True,
-                progressCallback=self.onProgress,
-                logCallback=self.addLog,
+                **self._runOptions(),
             )
             if isinstance(started, logic.PipelineRun):
                 self._run = started

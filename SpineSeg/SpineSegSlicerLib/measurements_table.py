@@ -96,7 +96,8 @@ def remeasure(volume, segmentation_node, resegmented: list[int]):
     if table is None:
         return None
     _, old_rows = table_rows(table)
-    kept = {int(float(r["label"])): r for r in old_rows if r.get("label") and int(float(r["label"])) not in resegmented}
+    by_label = {_label(r): r for r in old_rows if r.get("label")}
+    kept = {lab: r for lab, r in by_label.items() if lab not in resegmented}
     labelmap = N.labelmap_from_segmentation(segmentation_node, volume)
     hounsfield = table.GetAttribute(HOUNSFIELD_ATTRIBUTE) == "1"
     measured = measure_vertebrae(labelmap, N.sitk_from_volume(volume), hounsfield=hounsfield)
@@ -112,4 +113,9 @@ def remeasure(volume, segmentation_node, resegmented: list[int]):
 def level_names(table_node) -> list[str]:
     """The vertebra names of the table's rows, in order (for messages and tests)."""
     _, rows = table_rows(table_node)
-    return [L.name_of(int(float(r["label"]))) for r in rows]
+    return [L.name_of(_label(r)) for r in rows]
+
+
+def _label(row: dict[str, str]) -> int:
+    """The VerSe id of a table row (the label column is numeric, read back as text like "20.0")."""
+    return int(float(row["label"]))

@@ -231,12 +231,14 @@ def _read_input(case, args, pipeline, progress: _Progress):
 
     if not case.path.is_dir():
         return read_image(case.path), None
-    from ..io.dicom_series import choose_series
+    from ..io.dicom_series import choose_series, read_series
+    from ..io.images import check_volume
 
     modality = pipeline.method.modalities[0] if pipeline.method.modalities else None
     series, why = choose_series(case.path, args.series, modality)
     progress.note(0.0, f"{case.name}: {series.summary()}: {why}")
-    return read_image(case.path, series=series.uid), series.uid
+    # The chosen series itself, not read_image(uid), which would choose (and check its slices) again.
+    return check_volume(read_series(case.path, series), case.path), series.uid
 
 
 def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record: dict) -> None:
