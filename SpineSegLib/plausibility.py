@@ -17,13 +17,15 @@ Checks:
 * counts: a T13 or an L6 (transitional anatomy: a count to check against ribs and sacrum);
 * confidence: a heatmap response below :data:`WEAK_RESPONSE` (Payer's threshold for a confident landmark);
   a mean segmentation probability below :data:`UNCERTAIN_SEGMENTATION` over the vertebra's voxels;
-* input: the input check's warning (not CT in HU, not an MR) becomes a case flag.
+* input: the input check's warning (not CT in HU, not an MR) becomes a case flag;
+* ribs (CT in Hounsfield units with a label map): a rib on a vertebra named cervical or lumbar, or rib-free
+  vertebrae named T2-T11 at the end of the rib cage (:mod:`SpineSegLib.rib_cues`).
 
 The typical values are the medians of the four manual VerSe masks in ../shared/data/real (verse004 T9-L5,
 verse010 L1-L5, gl003 C1-T5, gl017 C1-T4; body-centroid spacing from their manual ``seg-subreg`` centroid
 files), interpolated over T6-T8 where none of them has a value; T13 takes T12's and L6 L5's. None of the
 real CTs the benchmarks score is among them. The ranges are wide on purpose (normal variation, imperfect
-masks): a flag means "look", not "wrong". Rib and sacrum cues are not checked yet.
+masks): a flag means "look", not "wrong". The sacrum is not checked yet.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import SimpleITK as sitk
 from . import labels as L
 from .centroids import Centroids
 from .labelmap import bounding_boxes
+from .rib_cues import RibCue, contradictions, rib_cues
 from .sequence import ChainRules, check_chain
 
 __all__ = ["LEVEL_SPACING_MM", "LEVEL_VOLUME_CM3", "Review", "review"]
@@ -81,6 +84,7 @@ class Review:
     spacing_scale: float | None = None  # median measured / typical spacing
     identification_doubtful: bool = False
     segmentation_probability: dict[int, float] = field(default_factory=dict)  # mean per vertebra, where known
+    ribs: dict[int, RibCue] = field(default_factory=dict)  # rib cue per vertebra, where the CT was looked at
 
     @property
     def flagged(self) -> bool:
@@ -100,6 +104,7 @@ class Review:
             "segmentation_probability": {
                 L.name_of(k): round(v, 3) for k, v in self.segmentation_probability.items() if L.is_known(k)
             },
+            "ribs": {L.name_of(k): {"left": c.left, "right": c.right} for k, c in self.ribs.items()},
         }
 
     def lines(self) -> list[str]:
@@ -153,11 +158,14 @@ def review(
     rules: ChainRules | None = None,
     volumes: Mapping[int, float] | None = None,
     segmentation_confidence: Mapping[int, float] | None = None,
+    image: sitk.Image | None = None,
 ) -> Review:
     """Flags of a result (centroids in LPS mm with their confidences, optional instance label map).
 
     ``volumes`` (cm3 per label) may be given instead of being counted from ``labelmap``;
-    ``segmentation_confidence``: each vertebra's mean segmentation probability, where the method has one.
+    ``segmentation_confidence``: each vertebra's mean segmentation probability, where the method has one;
+    ``image``: the CT in Hounsfield units the label map lies on, for the rib cues (ignored with an
+    ``input_warning``: without Hounsfield units bone cannot be told by its value).
     """
     out = Review()
     out.segmentation_probability = {int(k): float(v) for k, v in (segmentation_confidence or {}).items()}
@@ -221,8 +229,24 @@ def review(
     for lab, p in sorted(out.segmentation_probability.items()):
         if p < UNCERTAIN_SEGMENTATION and L.is_known(lab):
             _add(flags, lab, f"uncertain segmentation (mean probability {p:.2f})")
+    if image is not None and labelmap is not None and not input_warning:
+        _rib_checks(out, flags, image, labelmap, centroids.subset(present))
     out.vertebrae = {lab: flags[lab] for lab in L.anatomical_order(flags)}
     return out
+
+
+def _rib_checks(
+    out: Review, flags: dict[int, list[str]], image: sitk.Image, labelmap: sitk.Image, centroids: Centroids
+) -> None:
+    """Rib cues against the names: each contradiction is a vertebra flag and makes the levels doubtful."""
+    out.ribs = rib_cues(image, labelmap, centroids)
+    found = contradictions(out.ribs)
+    for lab, text in found.items():
+        _add(flags, lab, text)
+    if found:
+        out.identification_doubtful = True
+        names = ", ".join(L.name_of(lab) for lab in L.anatomical_order(found))
+        out.case.append(f"ribs: {names} contradict their names (the levels are probably wrong)")
 
 
 def flag_columns(rev: Review, labels: Sequence[int]) -> dict[int, str]:

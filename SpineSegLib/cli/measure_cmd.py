@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     centroids = read_centroids(args.centroids, reference=labelmap) if args.centroids else body_centroids(labelmap)
     hounsfield = image is not None and not args.not_hu and warning is None
     measurements = measure_vertebrae(labelmap, image, hounsfield=hounsfield)
-    rev = review(centroids, labelmap, input_warning=warning)
+    rev = review(centroids, labelmap, input_warning=warning, image=image if hounsfield else None)
     print(case_table(centroids, measurements, rev))
     if args.json:
         doc = {"labels": str(args.labels), **measurements.as_dict(), "review": rev.as_dict()}

@@ -43,6 +43,8 @@ class PipelineResult:
     review: Review | None = None  # plausibility flags of the result (SpineSegLib.plausibility)
     #: Mean segmentation probability of each vertebra's voxels (methods that segment with a probability).
     segmentation_confidence: dict[int, float] = field(default_factory=dict)
+    #: The CT the review reads the rib cues from (CT pipelines, input in Hounsfield units); not an output.
+    review_image: sitk.Image | None = field(default=None, repr=False)
 
     @property
     def heatmaps(self) -> sitk.Image | None:
@@ -119,6 +121,8 @@ class StagedPipeline:
             log.warning(warning)
             result.messages.append(warning)
             result.input_warning = warning
+        elif "ct" in self.method.modalities:
+            result.review_image = image
         return Reporter(progress, cancel), result
 
     @staticmethod
@@ -130,7 +134,9 @@ class StagedPipeline:
             result.labelmap,
             input_warning=result.input_warning,
             segmentation_confidence=result.segmentation_confidence,
+            image=result.review_image,
         )
+        result.review_image = None  # the input stays the caller's: a result holds only what the run made
         reporter(1.0, "done")
         return result
 

@@ -281,7 +281,28 @@ def run_and_score(pipeline, image: sitk.Image, gt: sitk.Image, gt_ctd, use_pipel
         "seconds": round(seconds, 3),
         "messages": list(result.messages),
         "not_scored": js["not_scored"],
+        "review": {
+            "doubtful": bool(result.review and result.review.identification_doubtful),
+            "case_flags": list(result.review.case) if result.review else [],
+        },
     }
+
+
+def review_table(cases: list[dict]) -> list[str]:
+    """Did the plausibility review doubt the results with wrong levels, and spare the right ones?"""
+    counts = {(w, d): 0 for w in (False, True) for d in (False, True)}
+    for c in cases:
+        wrong = c["metrics"]["n_identified"] < c["metrics"]["n_gt"]
+        counts[(wrong, bool(c.get("review", {}).get("doubtful")))] += 1
+    return [
+        "",
+        "Plausibility review of the results (a case is wrong when a scored vertebra was not identified):",
+        "",
+        "| results | doubted | not doubted |",
+        "|---|---|---|",
+        f"| every vertebra identified | {counts[(False, True)]} (false alarms) | {counts[(False, False)]} |",
+        f"| some vertebra not identified | {counts[(True, True)]} | {counts[(True, False)]} (missed) |",
+    ]
 
 
 def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
@@ -435,6 +456,7 @@ def markdown(res: dict) -> str:
             f"| {_f(x['dice_mean'], '.4f')} | {_f(x['hd_mean'])} | {_f(x['assd_mean'], '.3f')} | {_f(x['pq'], '.4f')} "
             f"| {c['seconds']:.1f} |"
         )
+    lines += review_table(h["cases"])
     if res["real"]:
         lines += [
             "",

@@ -7,6 +7,10 @@ mask and the centroids together: a result whose levels are all wrong by ``k``), 
 ``--shifts``. A renamed case counts only where every renamed level exists (no vertebra falls off C1 or
 L5). The review's ranges were fixed before any of this was run (:mod:`SpineSegLib.plausibility`).
 
+Where the case's CT is in rawdata (``<case>_ct.nii.gz``), the review is run twice: without the image (size,
+spacing, chain) and with it (plus the rib cues, :mod:`SpineSegLib.rib_cues`). The cues are read once per
+case and renamed with the vertebrae (a cue depends on where a vertebra is, not on its name).
+
 Run: ``.venv/bin/python Testing/benchmarks/bench_review.py --data DATA --out out/benchmarks/review.json
 --markdown out/benchmarks/review.md``.
 """
@@ -28,8 +32,9 @@ from machine import machine_info
 from results import write_results
 
 from SpineSegLib import labels as L
-from SpineSegLib.io import read_centroids, read_labelmap
+from SpineSegLib.io import read_centroids, read_image, read_labelmap
 from SpineSegLib.plausibility import review
+from SpineSegLib.rib_cues import contradictions, rib_cues
 
 #: The order levels are renamed in (T13 and L6 are not shifted into or out of).
 ORDER = [lab for lab in L.anatomical_order(L.HEATMAP_LABELS) if lab not in L.TRANSITIONAL_LABELS]
@@ -73,11 +78,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_review: no case with a mask and a centroid file under {args.data}")
         return 0
     truth = {"cases": 0, "doubtful": 0, "flagged_vertebrae": 0, "vertebrae": 0, "examples": []}
-    caught = {k: {"cases": 0, "doubtful": 0} for s in shifts for k in (s, -s)}
+    truth.update({"with_ct": 0, "doubtful_ribs": 0, "rib_flags": 0, "rib_examples": []})
+    caught = {k: {"cases": 0, "doubtful": 0, "with_ct": 0, "doubtful_ribs": 0} for s in shifts for k in (s, -s)}
     for name, mask_path, ctd_path in found:
         mask = read_labelmap(mask_path)
         ctd = read_centroids(ctd_path, reference=mask)
         rev = review(ctd, mask)
+        ct_path = args.data / "rawdata" / name / f"{name}_ct.nii.gz"
+        cues = None
+        if ct_path.is_file():
+            vertebrae = ctd.subset([x for x in ctd.labels if x in L.VERTEBRA_LABELS])
+            cues = rib_cues(read_image(ct_path), mask, vertebrae)
+            rib_found = contradictions(cues)
+            truth["with_ct"] += 1
+            truth["doubtful_ribs"] += rev.identification_doubtful or bool(rib_found)
+            truth["rib_flags"] += len(rib_found)
+            if rib_found:
+                truth["rib_examples"].append({"case": name, "flags": {L.name_of(k): v for k, v in rib_found.items()}})
         truth["cases"] += 1
         truth["doubtful"] += rev.identification_doubtful
         truth["vertebrae"] += len([x for x in ctd.labels if x in L.VERTEBRA_LABELS])
@@ -91,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             if moved is None:
                 continue
             tally["cases"] += 1
-            tally["doubtful"] += review(moved[1], moved[0]).identification_doubtful
+            doubted = review(moved[1], moved[0]).identification_doubtful
+            tally["doubtful"] += doubted
+            if cues is not None:
+                renamed = {ORDER[ORDER.index(lab) - k]: c for lab, c in cues.items() if lab in ORDER}
+                tally["with_ct"] += 1
+                tally["doubtful_ribs"] += doubted or bool(contradictions(renamed))
         print(f"{name}: truth doubtful={rev.identification_doubtful} flags={len(odd)}", flush=True)
     res = {
         "benchmark": "plausibility review on ground truth and on renamed ground truth",
@@ -117,13 +139,21 @@ def markdown(res: dict) -> str:
         f"Ground truth as is: {t['doubtful']}/{t['cases']} cases doubted (false alarms); "
         f"{t['flagged_vertebrae']}/{t['vertebrae']} vertebrae with a size or spacing flag (T13/L6 flags excluded).",
         "",
-        "| levels renamed by | cases | doubted |",
-        "|---|---|---|",
+        f"With the CT's rib cues: {t.get('doubtful_ribs', 0)}/{t.get('with_ct', 0)} cases doubted; "
+        f"{t.get('rib_flags', 0)} rib flags on true names.",
+        "",
+        "| levels renamed by | cases | doubted (size, spacing, chain) | cases with CT | doubted with the rib cues |",
+        "|---|---|---|---|---|",
     ]
+
+    def rate(n: int, of: int) -> str:
+        return f"{n} ({100 * n / of:.0f} %)" if of else "-"
+
     for k, v in sorted(res["shifted"].items(), key=lambda kv: (abs(int(kv[0])), int(kv[0]))):
-        rate = f"{100 * v['doubtful'] / v['cases']:.0f} %" if v["cases"] else "-"
         lines.append(
-            f"| {int(k):+d} (toward the {'head' if int(k) > 0 else 'feet'}) | {v['cases']} | {v['doubtful']} ({rate}) |"
+            f"| {int(k):+d} (toward the {'head' if int(k) > 0 else 'feet'}) | {v['cases']} | "
+            f"{rate(v['doubtful'], v['cases'])} | {v.get('with_ct', 0)} | "
+            f"{rate(v.get('doubtful_ribs', 0), v.get('with_ct', 0))} |"
         )
     return "\n".join(lines) + "\n"
 
