@@ -19,13 +19,15 @@ Checks:
   a mean segmentation probability below :data:`UNCERTAIN_SEGMENTATION` over the vertebra's voxels;
 * input: the input check's warning (not CT in HU, not an MR) becomes a case flag;
 * ribs (CT in Hounsfield units with a label map): a rib on a vertebra named cervical or lumbar, or rib-free
-  vertebrae named T2-T11 at the end of the rib cage (:mod:`SpineSegLib.rib_cues`).
+  vertebrae named T2-T11 at the end of the rib cage (:mod:`SpineSegLib.rib_cues`);
+* sacrum (the same): a free vertebra below a last vertebra named L5 or L6, or the sacrum right below one
+  named higher (:mod:`SpineSegLib.sacrum_cue`).
 
 The typical values are the medians of the four manual VerSe masks in ../shared/data/real (verse004 T9-L5,
 verse010 L1-L5, gl003 C1-T5, gl017 C1-T4; body-centroid spacing from their manual ``seg-subreg`` centroid
 files), interpolated over T6-T8 where none of them has a value; T13 takes T12's and L6 L5's. None of the
 real CTs the benchmarks score is among them. The ranges are wide on purpose (normal variation, imperfect
-masks): a flag means "look", not "wrong". The sacrum is not checked yet.
+masks): a flag means "look", not "wrong".
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from . import labels as L
 from .centroids import Centroids
 from .labelmap import bounding_boxes
 from .rib_cues import RibCue, contradictions, rib_cues
+from .sacrum_cue import SacrumCue, sacrum_cue
 from .sequence import ChainRules, check_chain
 
 __all__ = ["LEVEL_SPACING_MM", "LEVEL_VOLUME_CM3", "Review", "review"]
@@ -85,6 +88,7 @@ class Review:
     identification_doubtful: bool = False
     segmentation_probability: dict[int, float] = field(default_factory=dict)  # mean per vertebra, where known
     ribs: dict[int, RibCue] = field(default_factory=dict)  # rib cue per vertebra, where the CT was looked at
+    sacrum: SacrumCue | None = None  # what lies below the last vertebra, where the CT was looked at
 
     @property
     def flagged(self) -> bool:
@@ -105,6 +109,9 @@ class Review:
                 L.name_of(k): round(v, 3) for k, v in self.segmentation_probability.items() if L.is_known(k)
             },
             "ribs": {L.name_of(k): {"left": c.left, "right": c.right} for k, c in self.ribs.items()},
+            "below_last": None
+            if self.sacrum is None
+            else {"vertebra": L.name_of(self.sacrum.label), "below": self.sacrum.below},
         }
 
     def lines(self) -> list[str]:
@@ -231,6 +238,7 @@ def review(
             _add(flags, lab, f"uncertain segmentation (mean probability {p:.2f})")
     if image is not None and labelmap is not None and not input_warning:
         _rib_checks(out, flags, image, labelmap, centroids.subset(present))
+        _sacrum_check(out, flags, image, labelmap, centroids.subset(present))
     out.vertebrae = {lab: flags[lab] for lab in L.anatomical_order(flags)}
     return out
 
@@ -247,6 +255,18 @@ def _rib_checks(
         out.identification_doubtful = True
         names = ", ".join(L.name_of(lab) for lab in L.anatomical_order(found))
         out.case.append(f"ribs: {names} contradict their names (the levels are probably wrong)")
+
+
+def _sacrum_check(
+    out: Review, flags: dict[int, list[str]], image: sitk.Image, labelmap: sitk.Image, centroids: Centroids
+) -> None:
+    """What lies below the last vertebra against its name: a contradiction makes the levels doubtful."""
+    out.sacrum = sacrum_cue(image, labelmap, centroids)
+    text = out.sacrum.contradiction() if out.sacrum else None
+    if text:
+        _add(flags, out.sacrum.label, text)
+        out.identification_doubtful = True
+        out.case.append(f"sacrum: {text}")
 
 
 def flag_columns(rev: Review, labels: Sequence[int]) -> dict[int, str]:

@@ -391,11 +391,11 @@ def test_bench_review_counts_truth_and_renamed_cases(tmp_path):
     assert truth["doubtful"] == int(review(ctd, mask).identification_doubtful)
     assert set(res["shifted"]) == {"1", "-1", "3", "-3"}
     # the lumbar chain ends at L5: no vertebra can be renamed towards the feet
-    empty = {"cases": 0, "doubtful": 0, "with_ct": 0, "doubtful_ribs": 0}
+    empty = {"cases": 0, "doubtful": 0, "with_ct": 0, "doubtful_ribs": 0, "doubtful_ct": 0}
     assert res["shifted"]["-1"] == res["shifted"]["-3"] == empty
     image = read_image(data / "rawdata" / name / f"{name}_ct.nii.gz")
     assert truth["with_ct"] == 1
-    assert truth["doubtful_ribs"] == int(review(ctd, mask, image=image).identification_doubtful)
+    assert truth["doubtful_ct"] == int(review(ctd, mask, image=image).identification_doubtful)
     for k in (1, 3):
         moved_mask, moved_ctd = bench.shifted(mask, ctd, k)
         assert set(moved_ctd.labels) == {bench.ORDER[bench.ORDER.index(x) - k] for x in ctd.labels if x in bench.ORDER}
@@ -403,8 +403,9 @@ def test_bench_review_counts_truth_and_renamed_cases(tmp_path):
             "cases": 1,
             "doubtful": int(review(moved_ctd, moved_mask).identification_doubtful),
             "with_ct": 1,
+            "doubtful_ribs": res["shifted"][str(k)]["doubtful_ribs"],
             # the cues read once and renamed agree with a review that reads them from the renamed files
-            "doubtful_ribs": int(review(moved_ctd, moved_mask, image=image).identification_doubtful),
+            "doubtful_ct": int(review(moved_ctd, moved_mask, image=image).identification_doubtful),
         }
     assert Path(out.with_suffix(".md")).read_text().startswith("### Plausibility review")
 

@@ -8,8 +8,9 @@ mask and the centroids together: a result whose levels are all wrong by ``k``), 
 L5). The review's ranges were fixed before any of this was run (:mod:`SpineSegLib.plausibility`).
 
 Where the case's CT is in rawdata (``<case>_ct.nii.gz``), the review is run twice: without the image (size,
-spacing, chain) and with it (plus the rib cues, :mod:`SpineSegLib.rib_cues`). The cues are read once per
-case and renamed with the vertebrae (a cue depends on where a vertebra is, not on its name).
+spacing, chain) and with it: plus the rib cues (:mod:`SpineSegLib.rib_cues`), then plus the sacrum cue
+(:mod:`SpineSegLib.sacrum_cue`). The cues are read once per case and renamed with the vertebrae (a cue
+depends on where a vertebra is, not on its name).
 
 Run: ``.venv/bin/python Testing/benchmarks/bench_review.py --data DATA --out out/benchmarks/review.json
 --markdown out/benchmarks/review.md``.
@@ -35,6 +36,7 @@ from SpineSegLib import labels as L
 from SpineSegLib.io import read_centroids, read_image, read_labelmap
 from SpineSegLib.plausibility import review
 from SpineSegLib.rib_cues import contradictions, rib_cues
+from SpineSegLib.sacrum_cue import SacrumCue, sacrum_cue
 
 #: The order levels are renamed in (T13 and L6 are not shifted into or out of).
 ORDER = [lab for lab in L.anatomical_order(L.HEATMAP_LABELS) if lab not in L.TRANSITIONAL_LABELS]
@@ -78,23 +80,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_review: no case with a mask and a centroid file under {args.data}")
         return 0
     truth = {"cases": 0, "doubtful": 0, "flagged_vertebrae": 0, "vertebrae": 0, "examples": []}
-    truth.update({"with_ct": 0, "doubtful_ribs": 0, "rib_flags": 0, "rib_examples": []})
-    caught = {k: {"cases": 0, "doubtful": 0, "with_ct": 0, "doubtful_ribs": 0} for s in shifts for k in (s, -s)}
+    truth.update({"with_ct": 0, "doubtful_ribs": 0, "doubtful_ct": 0, "rib_flags": 0, "sacrum_flags": 0})
+    truth["cue_examples"] = []
+    keys = ("cases", "doubtful", "with_ct", "doubtful_ribs", "doubtful_ct")
+    caught = {k: dict.fromkeys(keys, 0) for s in shifts for k in (s, -s)}
     for name, mask_path, ctd_path in found:
         mask = read_labelmap(mask_path)
         ctd = read_centroids(ctd_path, reference=mask)
         rev = review(ctd, mask)
         ct_path = args.data / "rawdata" / name / f"{name}_ct.nii.gz"
-        cues = None
+        cues = sacrum = None
         if ct_path.is_file():
+            image = read_image(ct_path)
             vertebrae = ctd.subset([x for x in ctd.labels if x in L.VERTEBRA_LABELS])
-            cues = rib_cues(read_image(ct_path), mask, vertebrae)
+            cues, sacrum = rib_cues(image, mask, vertebrae), sacrum_cue(image, mask, vertebrae)
             rib_found = contradictions(cues)
+            sacrum_found = sacrum.contradiction() if sacrum else None
             truth["with_ct"] += 1
             truth["doubtful_ribs"] += rev.identification_doubtful or bool(rib_found)
+            truth["doubtful_ct"] += rev.identification_doubtful or bool(rib_found) or bool(sacrum_found)
             truth["rib_flags"] += len(rib_found)
-            if rib_found:
-                truth["rib_examples"].append({"case": name, "flags": {L.name_of(k): v for k, v in rib_found.items()}})
+            truth["sacrum_flags"] += bool(sacrum_found)
+            if rib_found or sacrum_found:
+                found = {L.name_of(k): v for k, v in rib_found.items()}
+                truth["cue_examples"].append({"case": name, "ribs": found, "sacrum": sacrum_found})
         truth["cases"] += 1
         truth["doubtful"] += rev.identification_doubtful
         truth["vertebrae"] += len([x for x in ctd.labels if x in L.VERTEBRA_LABELS])
@@ -112,8 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             tally["doubtful"] += doubted
             if cues is not None:
                 renamed = {ORDER[ORDER.index(lab) - k]: c for lab, c in cues.items() if lab in ORDER}
+                by_ribs = doubted or bool(contradictions(renamed))
+                by_sacrum = bool(
+                    sacrum
+                    and sacrum.label in ORDER
+                    and SacrumCue(ORDER[ORDER.index(sacrum.label) - k], sacrum.below).contradiction()
+                )
                 tally["with_ct"] += 1
-                tally["doubtful_ribs"] += doubted or bool(contradictions(renamed))
+                tally["doubtful_ribs"] += by_ribs
+                tally["doubtful_ct"] += by_ribs or by_sacrum
         print(f"{name}: truth doubtful={rev.identification_doubtful} flags={len(odd)}", flush=True)
     res = {
         "benchmark": "plausibility review on ground truth and on renamed ground truth",
@@ -139,11 +155,12 @@ def markdown(res: dict) -> str:
         f"Ground truth as is: {t['doubtful']}/{t['cases']} cases doubted (false alarms); "
         f"{t['flagged_vertebrae']}/{t['vertebrae']} vertebrae with a size or spacing flag (T13/L6 flags excluded).",
         "",
-        f"With the CT's rib cues: {t.get('doubtful_ribs', 0)}/{t.get('with_ct', 0)} cases doubted; "
-        f"{t.get('rib_flags', 0)} rib flags on true names.",
+        f"With the CT's rib cues: {t.get('doubtful_ribs', 0)}/{t.get('with_ct', 0)} cases doubted "
+        f"({t.get('rib_flags', 0)} rib flags on true names); with the rib and sacrum cues: "
+        f"{t.get('doubtful_ct', 0)}/{t.get('with_ct', 0)} ({t.get('sacrum_flags', 0)} sacrum flags on true names).",
         "",
-        "| levels renamed by | cases | doubted (size, spacing, chain) | cases with CT | doubted with the rib cues |",
-        "|---|---|---|---|---|",
+        "| levels renamed by | cases | doubted (size, spacing, chain) | cases with CT | + rib cues | + sacrum cue |",
+        "|---|---|---|---|---|---|",
     ]
 
     def rate(n: int, of: int) -> str:
@@ -153,7 +170,8 @@ def markdown(res: dict) -> str:
         lines.append(
             f"| {int(k):+d} (toward the {'head' if int(k) > 0 else 'feet'}) | {v['cases']} | "
             f"{rate(v['doubtful'], v['cases'])} | {v.get('with_ct', 0)} | "
-            f"{rate(v.get('doubtful_ribs', 0), v.get('with_ct', 0))} |"
+            f"{rate(v.get('doubtful_ribs', 0), v.get('with_ct', 0))} | "
+            f"{rate(v.get('doubtful_ct', 0), v.get('with_ct', 0))} |"
         )
     return "\n".join(lines) + "\n"
 
