@@ -4,10 +4,15 @@ For NIfTI and MetaImage headers, VerSe centroid files, Slicer markups, centroid 
 model cards: whatever the bytes, the parser returns a result or raises SpineSegError (one line naming the
 file, exit 2 in the CLI); any other exception is a bug. Inputs start from a valid file and have fields
 replaced by arbitrary values (numbers of every kind, wrong types, NaN, huge sizes), or are arbitrary JSON.
+
+A parser that hangs (ITK once looped forever on a negative NDims) must fail the run, not stall CI: each test
+runs under a watchdog (:data:`HANG_S`) that dumps every thread's stack and ends the process. It works where
+the stuck code is C++ and never returns to Python, which a Python signal handler would not.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import math
 import struct
@@ -28,6 +33,17 @@ from SpineSegLib.models import ModelCard  # noqa: E402
 from SpineSegLib.models.manifest import Manifest  # noqa: E402
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Seconds one fuzz test may take (all its 120 examples) before the watchdog ends the process: about 100x the
+#: slowest (under 1.5 s on 2 cores).
+HANG_S = 120
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    """End the process with every thread's stack if the test hangs (in C++ as well as in Python)."""
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=12),
