@@ -41,6 +41,7 @@ import SimpleITK as sitk
 
 from . import labels as L
 from .centroids import Centroids
+from .cue_shift import shift_text, suggested_shift
 from .labelmap import bounding_boxes
 from .rib_cues import RibCue, contradictions, rib_cues
 from .sacrum_cue import SacrumCue, sacrum_cue
@@ -89,6 +90,8 @@ class Review:
     segmentation_probability: dict[int, float] = field(default_factory=dict)  # mean per vertebra, where known
     ribs: dict[int, RibCue] = field(default_factory=dict)  # rib cue per vertebra, where the CT was looked at
     sacrum: SacrumCue | None = None  # what lies below the last vertebra, where the CT was looked at
+    #: Levels (positive: towards the feet) every name would move to agree with the ribs and the sacrum.
+    suggested_shift: int | None = None
 
     @property
     def flagged(self) -> bool:
@@ -109,6 +112,7 @@ class Review:
                 L.name_of(k): round(v, 3) for k, v in self.segmentation_probability.items() if L.is_known(k)
             },
             "ribs": {L.name_of(k): {"left": c.left, "right": c.right} for k, c in self.ribs.items()},
+            "suggested_shift": self.suggested_shift,
             "below_last": None
             if self.sacrum is None
             else {"vertebra": L.name_of(self.sacrum.label), "below": self.sacrum.below},
@@ -239,6 +243,10 @@ def review(
     if image is not None and labelmap is not None and not input_warning:
         _rib_checks(out, flags, image, labelmap, centroids.subset(present))
         _sacrum_check(out, flags, image, labelmap, centroids.subset(present))
+        out.suggested_shift = suggested_shift(out.ribs, out.sacrum)
+        if out.suggested_shift:
+            cued = list(out.ribs) + ([out.sacrum.label] if out.sacrum else [])
+            out.case.append(f"the ribs and the sacrum agree with {shift_text(out.suggested_shift, cued)}")
     out.vertebrae = {lab: flags[lab] for lab in L.anatomical_order(flags)}
     return out
 

@@ -392,6 +392,7 @@ def test_bench_review_counts_truth_and_renamed_cases(tmp_path):
     assert set(res["shifted"]) == {"1", "-1", "3", "-3"}
     # the lumbar chain ends at L5: no vertebra can be renamed towards the feet
     empty = {"cases": 0, "doubtful": 0, "with_ct": 0, "doubtful_ribs": 0, "doubtful_ct": 0}
+    empty.update(shift_right=0, shift_wrong=0)
     assert res["shifted"]["-1"] == res["shifted"]["-3"] == empty
     image = read_image(data / "rawdata" / name / f"{name}_ct.nii.gz")
     assert truth["with_ct"] == 1
@@ -399,13 +400,16 @@ def test_bench_review_counts_truth_and_renamed_cases(tmp_path):
     for k in (1, 3):
         moved_mask, moved_ctd = bench.shifted(mask, ctd, k)
         assert set(moved_ctd.labels) == {bench.ORDER[bench.ORDER.index(x) - k] for x in ctd.labels if x in bench.ORDER}
+        moved_review = review(moved_ctd, moved_mask, image=image)
         assert res["shifted"][str(k)] == {
+            "shift_right": int(moved_review.suggested_shift == k),
+            "shift_wrong": int(moved_review.suggested_shift not in (None, k)),
             "cases": 1,
             "doubtful": int(review(moved_ctd, moved_mask).identification_doubtful),
             "with_ct": 1,
             "doubtful_ribs": res["shifted"][str(k)]["doubtful_ribs"],
             # the cues read once and renamed agree with a review that reads them from the renamed files
-            "doubtful_ct": int(review(moved_ctd, moved_mask, image=image).identification_doubtful),
+            "doubtful_ct": int(moved_review.identification_doubtful),
         }
     assert Path(out.with_suffix(".md")).read_text().startswith("### Plausibility review")
 

@@ -58,6 +58,7 @@ def test_ribs_are_found_on_thoracic_vertebrae_and_nowhere_else(cues):
 def test_the_true_names_pass_the_review(full):
     rev = review(full.body_centroids, full.vertebra_labels, image=full.image)
     assert not rev.identification_doubtful, rev.lines()
+    assert rev.suggested_shift is None
     assert rev.ribs and all(not c.any_rib for lab, c in rev.ribs.items() if L.region_of(lab) == "lumbar")
     assert rev.as_dict()["ribs"]["T6"] == {"left": rev.ribs[13].left, "right": rev.ribs[13].right}
 
@@ -71,6 +72,9 @@ def test_a_rib_bearing_t12_named_l1_is_doubted(full):
     assert rev.identification_doubtful
     assert any(line.startswith("ribs:") for line in rev.case)
     assert rev.flags_of(20)
+    # Only one renaming of up to 3 levels agrees with every rib found: one level back towards the head.
+    assert rev.suggested_shift == -1 and rev.as_dict()["suggested_shift"] == -1
+    assert any("moved 1 level towards the head (C2-L1 would be C1-T12)" in line for line in rev.case)
 
 
 def test_lumbar_vertebrae_named_thoracic_are_doubted(full):

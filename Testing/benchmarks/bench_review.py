@@ -33,6 +33,7 @@ from machine import machine_info
 from results import write_results
 
 from SpineSegLib import labels as L
+from SpineSegLib.cue_shift import suggested_shift
 from SpineSegLib.io import read_centroids, read_image, read_labelmap
 from SpineSegLib.plausibility import review
 from SpineSegLib.rib_cues import contradictions, rib_cues
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = {"cases": 0, "doubtful": 0, "flagged_vertebrae": 0, "vertebrae": 0, "examples": []}
     truth.update({"with_ct": 0, "doubtful_ribs": 0, "doubtful_ct": 0, "rib_flags": 0, "sacrum_flags": 0})
     truth["cue_examples"] = []
-    keys = ("cases", "doubtful", "with_ct", "doubtful_ribs", "doubtful_ct")
+    keys = ("cases", "doubtful", "with_ct", "doubtful_ribs", "doubtful_ct", "shift_right", "shift_wrong")
     caught = {k: dict.fromkeys(keys, 0) for s in shifts for k in (s, -s)}
     for name, mask_path, ctd_path in found:
         mask = read_labelmap(mask_path)
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             truth["doubtful_ct"] += rev.identification_doubtful or bool(rib_found) or bool(sacrum_found)
             truth["rib_flags"] += len(rib_found)
             truth["sacrum_flags"] += bool(sacrum_found)
+            truth["suggestions"] = truth.get("suggestions", 0) + bool(suggested_shift(cues, sacrum))
             if rib_found or sacrum_found:
                 found = {L.name_of(k): v for k, v in rib_found.items()}
                 truth["cue_examples"].append({"case": name, "ribs": found, "sacrum": sacrum_found})
@@ -122,11 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             if cues is not None:
                 renamed = {ORDER[ORDER.index(lab) - k]: c for lab, c in cues.items() if lab in ORDER}
                 by_ribs = doubted or bool(contradictions(renamed))
-                by_sacrum = bool(
-                    sacrum
-                    and sacrum.label in ORDER
-                    and SacrumCue(ORDER[ORDER.index(sacrum.label) - k], sacrum.below).contradiction()
+                moved_sacrum = (
+                    SacrumCue(ORDER[ORDER.index(sacrum.label) - k], sacrum.below)
+                    if sacrum and sacrum.label in ORDER
+                    else None
                 )
+                by_sacrum = bool(moved_sacrum and moved_sacrum.contradiction())
+                # The suggestion undoes the renaming when it moves every name k levels towards the feet.
+                suggestion = suggested_shift(renamed, moved_sacrum)
+                tally["shift_right"] += suggestion == k
+                tally["shift_wrong"] += suggestion is not None and suggestion != k
                 tally["with_ct"] += 1
                 tally["doubtful_ribs"] += by_ribs
                 tally["doubtful_ct"] += by_ribs or by_sacrum
@@ -157,10 +164,12 @@ def markdown(res: dict) -> str:
         "",
         f"With the CT's rib cues: {t.get('doubtful_ribs', 0)}/{t.get('with_ct', 0)} cases doubted "
         f"({t.get('rib_flags', 0)} rib flags on true names); with the rib and sacrum cues: "
-        f"{t.get('doubtful_ct', 0)}/{t.get('with_ct', 0)} ({t.get('sacrum_flags', 0)} sacrum flags on true names).",
+        f"{t.get('doubtful_ct', 0)}/{t.get('with_ct', 0)} ({t.get('sacrum_flags', 0)} sacrum flags on true names); "
+        f"{t.get('suggestions', 0)} renamings suggested for true names.",
         "",
-        "| levels renamed by | cases | doubted (size, spacing, chain) | cases with CT | + rib cues | + sacrum cue |",
-        "|---|---|---|---|---|---|",
+        "| levels renamed by | cases | doubted (size, spacing, chain) | cases with CT | + rib cues | + sacrum cue "
+        "| renaming suggested: right / wrong |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def rate(n: int, of: int) -> str:
@@ -171,7 +180,8 @@ def markdown(res: dict) -> str:
             f"| {int(k):+d} (toward the {'head' if int(k) > 0 else 'feet'}) | {v['cases']} | "
             f"{rate(v['doubtful'], v['cases'])} | {v.get('with_ct', 0)} | "
             f"{rate(v.get('doubtful_ribs', 0), v.get('with_ct', 0))} | "
-            f"{rate(v.get('doubtful_ct', 0), v.get('with_ct', 0))} |"
+            f"{rate(v.get('doubtful_ct', 0), v.get('with_ct', 0))} | "
+            f"{v.get('shift_right', 0)} / {v.get('shift_wrong', 0)} |"
         )
     return "\n".join(lines) + "\n"
 
