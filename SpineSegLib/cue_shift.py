@@ -3,18 +3,23 @@
 A chain off by one level is the commonest wrong answer of a landmark network and the easiest to mend by
 hand (Slicer's label shift). When the cues of :mod:`SpineSegLib.rib_cues` and :mod:`SpineSegLib.sacrum_cue`
 contradict the names, every shift of up to :data:`MAX_SHIFT` levels is tried; where exactly one agrees with
-every cue, the review names it. Nothing is renamed here: a suggestion, for the person who checks.
+every cue, the review names it: a suggestion, for the person who checks. A method whose names are only a
+count from weak evidence (the iterative pipeline's region boundaries) may apply it
+(:func:`rename_by_shift`) and say so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import labels as L
-from .rib_cues import RibCue, contradictions
-from .sacrum_cue import SacrumCue
+import SimpleITK as sitk
 
-__all__ = ["MAX_SHIFT", "agreeing_shifts", "shift_text", "suggested_shift"]
+from . import labels as L
+from .centroids import Centroids
+from .rib_cues import RibCue, contradictions, rib_cues
+from .sacrum_cue import SacrumCue, sacrum_cue
+
+__all__ = ["MAX_SHIFT", "agreeing_shifts", "anatomy_shift", "rename_by_shift", "shift_text", "suggested_shift"]
 
 #: Largest shift tried (levels, either way).
 MAX_SHIFT = 3
@@ -70,3 +75,24 @@ def shift_text(shift: int, labels: list[int]) -> str:
         f"({L.name_of(first)}-{L.name_of(last)} would be "
         f"{L.name_of(_rename(first, shift))}-{L.name_of(_rename(last, shift))})"
     )
+
+
+def anatomy_shift(image: sitk.Image, labelmap: sitk.Image, centroids: Centroids) -> int | None:
+    """The renaming the ribs and the sacrum ask for (see :func:`suggested_shift`), read from the CT."""
+    chain = centroids.subset([lab for lab in centroids.labels if lab in L.VERTEBRA_LABELS])
+    if not chain:
+        return None
+    return suggested_shift(rib_cues(image, labelmap, chain), sacrum_cue(image, labelmap, chain))
+
+
+def rename_by_shift(labelmap: sitk.Image, centroids: Centroids, shift: int) -> tuple[sitk.Image, Centroids, dict]:
+    """Label map and centroids with every vertebra moved ``shift`` levels (positive: towards the feet);
+    the mapping old -> new id. Labels outside the order (sacrum, T13, L6) keep their ids."""
+    mapping = {lab: _rename(lab, shift) or lab for lab in centroids.labels if lab in ORDER}
+    arr = sitk.GetArrayFromImage(labelmap)
+    out = arr.copy()
+    for old, new in mapping.items():
+        out[arr == old] = new
+    renamed = sitk.GetImageFromArray(out)
+    renamed.CopyInformation(labelmap)
+    return renamed, centroids.relabelled(mapping), mapping

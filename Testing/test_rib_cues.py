@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from SpineSegLib import labels as L
 from SpineSegLib.cli import main
+from SpineSegLib.cue_shift import anatomy_shift, rename_by_shift
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.plausibility import review
 from SpineSegLib.rib_cues import contradictions, rib_cues
@@ -118,3 +119,16 @@ def test_measure_reports_the_rib_cues(full, tmp_path):
     ribs = json.loads(out.read_text())["review"]["ribs"]
     assert ribs["L3"] == {"left": False, "right": False}
     assert ribs["T12"]["left"] or ribs["T12"]["right"]
+
+
+def test_the_renaming_the_ribs_ask_for_restores_the_true_names(full):
+    mask, ctd = _renamed(full, +1, keep=range(1, 20))  # C1..T12 named C2..L1
+    shift = anatomy_shift(full.image, mask, ctd)
+    assert shift == -1
+    back_mask, back_ctd, mapping = rename_by_shift(mask, ctd, shift)
+    assert mapping == {lab + 1: lab for lab in range(1, 20)}
+    truth = sitk.GetArrayFromImage(full.vertebra_labels)
+    truth[truth > 19] = 0  # the lumbar vertebrae were left out of the renamed chain
+    assert np.array_equal(sitk.GetArrayFromImage(back_mask), truth)
+    assert back_ctd.labels == list(range(1, 20))
+    assert anatomy_shift(full.image, full.vertebra_labels, full.body_centroids) is None

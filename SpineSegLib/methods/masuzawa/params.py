@@ -34,6 +34,9 @@ class InstanceParams(StageParams):
         max_steps: at most this many moves on one vertebra.
         max_vertebrae: at most this many vertebrae.
         mixed_precision: bfloat16 on capable CPUs, float16 on CUDA.
+        rename_by_anatomy: on CT in Hounsfield units, move the region count to the one renaming the ribs
+            and the sacrum agree with, where exactly one does (:mod:`SpineSegLib.cue_shift`; SpineSeg's
+            addition to the paper, whose count hangs on the region network), and say so.
     """
 
     stage = "instances"
@@ -44,6 +47,7 @@ class InstanceParams(StageParams):
     max_steps: int = 10
     max_vertebrae: int = 26
     mixed_precision: bool = True
+    rename_by_anatomy: bool = True
 
 
 PARAMS_BY_STAGE: dict[str, type[StageParams]] = {"regions": RegionParams, "instances": InstanceParams}

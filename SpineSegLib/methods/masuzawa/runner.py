@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from ... import labels as L
 from ...centroids import Centroids
+from ...cue_shift import anatomy_shift, rename_by_shift
 from ...errors import SpineSegError
 from ...geometry import Grid
 from ...labelmap import label_centroids
@@ -71,16 +72,18 @@ class IterativePipeline(StagedPipeline):
             named, how = count_labels(regions.region_at(np.array([f.centre for f in found]))) if found else ([], "")
             if how.startswith("no "):
                 result.messages.append(f"labels: {how}")
-            wanted = None if labels is None else {int(v) for v in labels}
-            keep = [lab if lab is not None and (wanted is None or lab in wanted) else None for lab in named]
             params = InstanceParams.from_card(card)
-            placed = place_on_image(found, keep, image)
+            placed = place_on_image(found, named, image)
             shape = Grid.of(image).shape_kji
             out = merge_vertebrae(placed, shape, params.threshold, True, result.segmentation_confidence)
             result.labelmap = sitk.GetImageFromArray(out)
             result.labelmap.CopyInformation(image)
-            result.timings["instances"] = time.perf_counter() - t0
             result.centroids = label_centroids(result.labelmap)
+            if params.rename_by_anatomy and result.review_image is not None and result.centroids:
+                _rename_by_anatomy(result)
+            if labels is not None:
+                _keep_only(result, {int(v) for v in labels})
+            result.timings["instances"] = time.perf_counter() - t0
             if not result.centroids:
                 result.messages.append("no vertebra segmented")
             dropped = len([n for n in named if n is None])
@@ -88,3 +91,28 @@ class IterativePipeline(StagedPipeline):
                 result.messages.append(f"{dropped} segmented structure(s) beyond C1-L6 by the count: not labelled")
             log.info("walk: %d vertebrae, %s", len(found), ", ".join(L.name_of(n) for n in named if n))
         return self._finish(result, reporter)
+
+
+def _rename_by_anatomy(result: PipelineResult) -> None:
+    """The region count moved to where the ribs and the sacrum put it, when exactly one renaming agrees."""
+    shift = anatomy_shift(result.review_image, result.labelmap, result.centroids)
+    if not shift:
+        return
+    before = [L.name_of(lab) for lab in result.centroids.labels]
+    result.labelmap, result.centroids, mapping = rename_by_shift(result.labelmap, result.centroids, shift)
+    result.segmentation_confidence = {mapping.get(k, k): v for k, v in result.segmentation_confidence.items()}
+    result.messages.append(
+        f"labels: the region count ({before[0]}-{before[-1]}) renamed {abs(shift)} level(s) towards the "
+        f"{'feet' if shift > 0 else 'head'}: the ribs and the sacrum agree only with that"
+    )
+
+
+def _keep_only(result: PipelineResult, wanted: set[int]) -> None:
+    """Only the vertebrae ``wanted`` in the label map, the centroids and the confidences."""
+    arr = sitk.GetArrayFromImage(result.labelmap)
+    arr[~np.isin(arr, list(wanted))] = 0
+    kept = sitk.GetImageFromArray(arr)
+    kept.CopyInformation(result.labelmap)
+    result.labelmap = kept
+    result.centroids = result.centroids.subset([lab for lab in result.centroids.labels if lab in wanted])
+    result.segmentation_confidence = {k: v for k, v in result.segmentation_confidence.items() if k in wanted}
