@@ -109,7 +109,26 @@ def test_markups_hold_the_pipeline_centroids_in_ras_with_heatmap_responses(first
 
 def test_case_review_flags_reach_the_messages(first_run):
     outcome, direct = first_run["outcome"], first_run["direct"]
-    assert [m for m in outcome.messages if m.startswith("REVIEW: ")] == [f"REVIEW: {x}" for x in direct.review.case]
+    expected = [f"REVIEW: {x}" for x in direct.review.case] + LG.shift_hint(direct.review.suggested_shift)
+    assert [m for m in outcome.messages if m.startswith("REVIEW: ")] == expected
+
+
+def test_the_renaming_hint_names_the_button_that_does_that_renaming():
+    from SpineSegSlicerLib import editing
+
+    from SpineSegLib.cue_shift import rename_by_shift
+    from SpineSegLib.phantom import PhantomConfig, generate_phantom
+
+    ph = generate_phantom(3, PhantomConfig(region="lumbar", spacing=(3.0, 3.0, 3.0)))
+    chain = ph.body_centroids.subset([lab for lab in ph.body_centroids.labels if lab in range(20, 24)])
+    for shift in (+1, -2):
+        (hint,) = LG.shift_hint(shift)
+        presses = 1 if hint.endswith(" once") else int(hint.rsplit(" ", 2)[-2])
+        button_steps = (+1 if "'Shift labels down'" in hint else -1) * presses
+        # The button's renaming (editing.shift_mapping, +1 per press of "down") is the suggested one.
+        _, _, mapping = rename_by_shift(ph.vertebra_labels, chain, shift)
+        assert editing.shift_mapping(chain.labels, button_steps) == mapping
+    assert LG.shift_hint(None) == [] and LG.shift_hint(0) == []
 
 
 def test_segments_are_named_coloured_coded_and_voxel_exact(first_run):

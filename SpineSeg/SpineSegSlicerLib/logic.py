@@ -375,6 +375,7 @@ class SpineSegLogic:
         outcome.messages += list(outcome.timings.get("messages", []))
         review = outcome.timings.get("review") or {}
         outcome.messages += [f"REVIEW: {line}" for line in review.get("case", [])]
+        outcome.messages += shift_hint(review.get("suggested_shift"))
         channels = None
         if outputs["heatmaps"].is_file():
             channels = results.read_heatmap_file(outputs["heatmaps"])
@@ -565,3 +566,12 @@ def _base_environment() -> dict[str, str]:
         if key.startswith("SPINESEG_"):
             env[key] = value
     return env
+
+
+def shift_hint(shift: int | None) -> list[str]:
+    """How to apply the renaming the review suggests with the module's shift buttons (nothing is renamed)."""
+    if not shift:
+        return []
+    button = "Shift labels down" if shift > 0 else "Shift labels up"
+    times = "once" if abs(shift) == 1 else f"{abs(shift)} times"
+    return [f"REVIEW: to rename as the ribs and the sacrum suggest, press '{button}' {times}"]
