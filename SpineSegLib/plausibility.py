@@ -21,7 +21,9 @@ Checks:
 * ribs (CT in Hounsfield units with a label map): a rib on a vertebra named cervical or lumbar, or rib-free
   vertebrae named T2-T11 at the end of the rib cage (:mod:`SpineSegLib.rib_cues`);
 * sacrum (the same): a free vertebra below a last vertebra named L5 or L6, or the sacrum right below one
-  named higher (:mod:`SpineSegLib.sacrum_cue`).
+  named higher (:mod:`SpineSegLib.sacrum_cue`);
+* completeness (the same): a free vertebra below a last vertebra above L5 is in the image but not in the
+  result (``incomplete``; the names are not doubted for it).
 
 The typical values are the medians of the four manual VerSe masks in ../shared/data/real (verse004 T9-L5,
 verse010 L1-L5, gl003 C1-T5, gl017 C1-T4; body-centroid spacing from their manual ``seg-subreg`` centroid
@@ -87,6 +89,7 @@ class Review:
     size_scale: float | None = None  # median measured / typical volume
     spacing_scale: float | None = None  # median measured / typical spacing
     identification_doubtful: bool = False
+    incomplete: bool = False  # a vertebra in the image is missing from the result (below the chain's end)
     segmentation_probability: dict[int, float] = field(default_factory=dict)  # mean per vertebra, where known
     ribs: dict[int, RibCue] = field(default_factory=dict)  # rib cue per vertebra, where the CT was looked at
     sacrum: SacrumCue | None = None  # what lies below the last vertebra, where the CT was looked at
@@ -104,6 +107,7 @@ class Review:
         return {
             "flagged": self.flagged,
             "identification_doubtful": self.identification_doubtful,
+            "incomplete": self.incomplete,
             "case": list(self.case),
             "vertebrae": {L.name_of(k): list(v) for k, v in self.vertebrae.items() if v},
             "size_scale": None if self.size_scale is None else round(self.size_scale, 3),
@@ -275,6 +279,11 @@ def _sacrum_check(
         _add(flags, out.sacrum.label, text)
         out.identification_doubtful = True
         out.case.append(f"sacrum: {text}")
+    missed = out.sacrum.missed() if out.sacrum else None
+    if missed:
+        _add(flags, out.sacrum.label, missed)
+        out.incomplete = True
+        out.case.append(f"completeness: {missed}")
 
 
 def flag_columns(rev: Review, labels: Sequence[int]) -> dict[int, str]:

@@ -3,6 +3,8 @@
 On a lumbar CT the sacrum is the landmark that names the levels: the vertebra right above it is L5 (L6
 where a sixth lumbar vertebra is present). A chain named one level too high ends with "L5" above a free
 vertebra; one named too low, or missing the last lumbar vertebra, ends with "L4" right on the sacrum.
+A free vertebra below any other last vertebra is a vertebra the result left out (a chain that stopped
+early): not a naming error, a missing piece, said as such.
 
 Below the last vertebra of the chain (in its own frame, :mod:`SpineSegLib.vertebra_box`), the bone piece
 that fills the column under its body, within :data:`COLUMN_DEPTH_MM` of its lower edge, is the next bone
@@ -73,16 +75,20 @@ class SacrumCue:
             )
         return None
 
+    def missed(self) -> str | None:
+        """The text of a flag when a free vertebra below a last vertebra above L5 is not in the result."""
+        name = L.name_of(self.label)
+        if self.below == "vertebra" and name not in ("L5", "L6"):
+            return f"the vertebra below {name} is in the image but not in the result (the chain stopped early)"
+        return None
+
 
 def sacrum_cue(image: sitk.Image, labelmap: sitk.Image, centroids: Centroids) -> SacrumCue | None:
-    """The cue of the chain's last vertebra, or None where it cannot be judged (no lower-spine vertebra
-    last, its mask missing, the column below it outside the image)."""
+    """The cue of the chain's last vertebra, or None where it cannot be judged (its mask missing)."""
     chain = [lab for lab in L.anatomical_order(centroids.labels) if lab in L.VERTEBRA_LABELS]
     if not chain:
         return None
     last = chain[-1]
-    if not (L.region_of(last) == "lumbar" or L.name_of(last) in ("T11", "T12", "T13")):
-        return None  # a chain ending higher up says nothing about the sacrum
     box = vertebra_box(image, labelmap, last, centroids, HALF_WIDTH_MM, Y_RANGE_MM, S_RANGE_MM)
     own = box.ids == last
     if not own.any():

@@ -42,6 +42,19 @@ def test_the_sacrum_lies_below_l5_and_a_free_vertebra_below_l4(lumbar):
     # The same image, the chain without L5 (a result that missed it): below L4 lies a free vertebra.
     cue = sacrum_cue(ph.image, ph.vertebra_labels, ph.body_centroids.subset(chain[:-1]))
     assert cue == SacrumCue(23, "vertebra") and cue.contradiction() is None
+    assert "below L4 is in the image but not in the result" in cue.missed()
+
+
+def test_a_result_that_stopped_early_is_incomplete_not_misnamed(lumbar):
+    ph, chain = lumbar
+    arr = sitk.GetArrayFromImage(ph.vertebra_labels)
+    arr[arr >= 22] = 0  # the result stops at L2: L3-L5 are in the image, not in the result
+    mask = sitk.GetImageFromArray(arr)
+    mask.CopyInformation(ph.vertebra_labels)
+    rev = review(ph.body_centroids.subset(chain[:-3]), mask, image=ph.image)
+    assert rev.incomplete and not rev.identification_doubtful
+    assert any(line.startswith("completeness: the vertebra below L2") for line in rev.case)
+    assert rev.as_dict()["incomplete"] is True
 
 
 def test_the_true_names_are_not_doubted(lumbar):

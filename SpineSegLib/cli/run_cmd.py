@@ -382,5 +382,7 @@ def _run_case(case, args, pipeline, stages, labels, progress: _Progress, record:
     write_json_atomic(timings, out / names["timings"])
     if rev and rev.identification_doubtful:
         print(f"spineseg: warning: {case.name}: the vertebra levels are doubtful (see REVIEW)", file=sys.stderr)
+    if rev and rev.incomplete:
+        print(f"spineseg: warning: {case.name}: vertebrae in the image are missing (see REVIEW)", file=sys.stderr)
     if args.progress != "json" and (result.centroids or measurements):
         progress.write(f"{case.name}:\n{case_table(result.centroids, measurements, rev)}")

@@ -283,6 +283,8 @@ def run_and_score(pipeline, image: sitk.Image, gt: sitk.Image, gt_ctd, use_pipel
         "not_scored": js["not_scored"],
         "review": {
             "doubtful": bool(result.review and result.review.identification_doubtful),
+            "incomplete": bool(result.review and result.review.incomplete),
+            "suggested_shift": result.review.suggested_shift if result.review else None,
             "case_flags": list(result.review.case) if result.review else [],
         },
     }
@@ -293,12 +295,14 @@ def review_table(cases: list[dict]) -> list[str]:
     counts = {(w, d): 0 for w in (False, True) for d in (False, True)}
     for c in cases:
         wrong = c["metrics"]["n_identified"] < c["metrics"]["n_gt"]
-        counts[(wrong, bool(c.get("review", {}).get("doubtful")))] += 1
+        review = c.get("review", {})
+        counts[(wrong, bool(review.get("doubtful") or review.get("incomplete")))] += 1
     return [
         "",
-        "Plausibility review of the results (a case is wrong when a scored vertebra was not identified):",
+        "Plausibility review of the results (a case is wrong when a scored vertebra was not identified; "
+        "flagged: levels doubtful or vertebrae missing):",
         "",
-        "| results | doubted | not doubted |",
+        "| results | flagged | not flagged |",
         "|---|---|---|",
         f"| every vertebra identified | {counts[(False, True)]} (false alarms) | {counts[(False, False)]} |",
         f"| some vertebra not identified | {counts[(True, True)]} | {counts[(True, False)]} (missed) |",

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             truth["doubtful_ct"] += rev.identification_doubtful or bool(rib_found) or bool(sacrum_found)
             truth["rib_flags"] += len(rib_found)
             truth["sacrum_flags"] += bool(sacrum_found)
+            truth["incomplete"] = truth.get("incomplete", 0) + bool(sacrum and sacrum.missed())
             truth["suggestions"] = truth.get("suggestions", 0) + bool(suggested_shift(cues, sacrum))
             if rib_found or sacrum_found:
                 found = {L.name_of(k): v for k, v in rib_found.items()}
@@ -165,7 +166,8 @@ def markdown(res: dict) -> str:
         f"With the CT's rib cues: {t.get('doubtful_ribs', 0)}/{t.get('with_ct', 0)} cases doubted "
         f"({t.get('rib_flags', 0)} rib flags on true names); with the rib and sacrum cues: "
         f"{t.get('doubtful_ct', 0)}/{t.get('with_ct', 0)} ({t.get('sacrum_flags', 0)} sacrum flags on true names); "
-        f"{t.get('suggestions', 0)} renamings suggested for true names.",
+        f"{t.get('suggestions', 0)} renamings suggested for true names; "
+        f"{t.get('incomplete', 0)} true results called incomplete.",
         "",
         "| levels renamed by | cases | doubted (size, spacing, chain) | cases with CT | + rib cues | + sacrum cue "
         "| renaming suggested: right / wrong |",
