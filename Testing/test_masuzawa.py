@@ -52,6 +52,8 @@ def test_fcn_has_the_papers_layers_and_keeps_the_input_size():
         (["cervical", "cervical"], [1, 2], "first cervical"),
         (["thoracic", "thoracic"], [18, 19], "last thoracic"),
         (["thoracic"] + ["lumbar"] * 7, [19, 20, 21, 22, 23, 24, 25, None], "thoracolumbar"),  # L6, then nothing
+        # below L5, an instance the region network does not call lumbar is the sacrum, not an L6
+        (["thoracic"] + ["lumbar"] * 5 + ["background"], [19, 20, 21, 22, 23, 24, None], "thoracolumbar"),
         (["background", "background"], [None, None], "no labels"),
     ],
 )

@@ -5,6 +5,10 @@ the thoracolumbar boundary (first lumbar after a thoracic one = L1), else at the
 (first thoracic after a cervical one = T1). Without a boundary in view the paper says nothing; SpineSeg
 then anchors on the end a partial field of view most often shows: the last lumbar is L5, else the first
 cervical is C1, else the last thoracic is T12 (said in the result's messages as an assumption).
+
+An instance the count would call L6 but whose centre the region network does not call lumbar is the
+sacrum's first segment, which the walk may take for one more vertebra: it gets no label (SpineSeg's rule;
+a real L6 is a lumbar vertebra and reads as one).
 """
 
 from __future__ import annotations
@@ -43,4 +47,5 @@ def count_labels(regions: Sequence[str]) -> tuple[list[int | None], str]:
     index, label, how = found
     start = ORDER.index(label) - index
     labels = [ORDER[start + j] if 0 <= start + j < len(ORDER) else None for j in range(len(regions))]
+    labels = [None if lab == 25 and region != "lumbar" else lab for lab, region in zip(labels, regions)]
     return labels, how
