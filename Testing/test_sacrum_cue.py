@@ -5,11 +5,16 @@ The phantom's sacrum is fused bone below L5, so the truth is known; the cue sees
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from SpineSegLib import labels as L
+from SpineSegLib.io import write_centroids
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.plausibility import review
 from SpineSegLib.sacrum_cue import SacrumCue, sacrum_cue
@@ -91,3 +96,23 @@ def test_an_image_that_stops_below_the_last_vertebra_says_nothing(lumbar):
     part = slice(int(keep[0]), int(keep[-1]) + 1)
     cue = sacrum_cue(ph.image[:, :, part], ph.vertebra_labels[:, :, part], ctd)
     assert cue is not None and cue.below is None
+
+
+def test_run_warns_when_vertebrae_in_the_image_are_left_out(lumbar, tmp_path):
+    """`spineseg run` with points for L1 and L2 only: the review sees L3 below L2 and the CLI warns."""
+    ph, _ = lumbar
+    sitk.WriteImage(ph.image, str(tmp_path / "ct.nii.gz"))
+    write_centroids(ph.body_centroids.subset([20, 21]), tmp_path / "ctd.mrk.json")
+    args = [str(tmp_path / "ct.nii.gz"), "--centroids", str(tmp_path / "ctd.mrk.json"), "--stages", "segmentation"]
+    r = subprocess.run(
+        [sys.executable, "-m", "SpineSegLib", "run", *args, "-o", str(tmp_path / "out"), "--progress", "none"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "vertebrae in the image are missing" in r.stderr
+    review_doc = json.loads(next((tmp_path / "out").glob("*_timings.json")).read_text())["review"]
+    assert review_doc["incomplete"] and review_doc["below_last"] == {"vertebra": "L2", "below": "vertebra"}
+    assert not review_doc["identification_doubtful"]
