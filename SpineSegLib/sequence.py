@@ -43,7 +43,11 @@ from . import labels as L
 from .centroids import Centroids
 from .heatmaps import Candidate
 
-__all__ = ["ChainRules", "Rejected", "SequenceResult", "check_chain", "select_sequence"]
+__all__ = ["ChainRules", "Rejected", "SequenceResult", "check_chain", "fill_skipped", "select_sequence"]
+
+#: A skip spans two vertebral steps: at least this far (two of the shortest thoracolumbar steps of a small
+#: adult, 2 x 17.5 mm), so one step is never read as a skip.
+SKIP_MIN_MM = 35.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,22 @@ class ChainRules:
         dist = np.linalg.norm(diff, axis=-1)
         drop = diff @ np.asarray(self.cranial, dtype=np.float64)
         return (dist > self.min_distance_mm) & (dist < self.max_distance_mm) & (drop > 0)
+
+    def skip_predecessors(self, n: int) -> list[int]:
+        """Positions that may come before ``n`` when the one non-transitional channel right before it is
+        skipped (see ``skip_penalty`` of :func:`select_sequence`)."""
+        direct = self.predecessors(n)
+        if not direct or self.labels[direct[-1]] in self.transitional:
+            return []
+        return self.predecessors(direct[-1])
+
+    def skip_pairs_ok(self, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+        """(A, B) bool: whether ``lower[b]`` may follow ``upper[a]`` with one vertebra between them (two steps:
+        more than twice the largest spacing of one step would allow it is not, nor less than one step can be)."""
+        diff = np.asarray(upper, dtype=np.float64)[:, None, :] - np.asarray(lower, dtype=np.float64)[None, :, :]
+        dist = np.linalg.norm(diff, axis=-1)
+        drop = diff @ np.asarray(self.cranial, dtype=np.float64)
+        return (dist > SKIP_MIN_MM) & (dist < 2.0 * self.max_distance_mm) & (drop > 0)
 
     def predecessors(self, n: int) -> list[int]:
         """Positions in ``labels`` that may come right before position ``n`` (skipping transitional ones)."""
@@ -123,8 +143,14 @@ def select_sequence(
     min_value: float = 0.05,
     end_min_value: float = 0.25,
     min_length: int = 2,
+    skip_penalty: float | None = None,
 ) -> SequenceResult:
     """The highest-response chain of candidates that obeys ``rules`` (see the module docstring).
+
+    ``skip_penalty`` (SpineSeg's option, off by default as in Payer et al.): a chain may also jump over one
+    non-transitional channel (two vertebral steps, :meth:`ChainRules.skip_pairs_ok`), at this cost to its
+    score, so that a vertebra whose channel has no candidate near it does not end the chain there. The
+    skipped level is then missing from the chain (:func:`fill_skipped` places it).
 
     ``candidates`` maps a label to its candidates (each candidate's label must equal the key). Candidates with a
     value below ``min_value`` never enter; a chain starts and ends at values >= ``end_min_value`` and holds at least
@@ -153,6 +179,12 @@ def select_sequence(
 
     points = [np.array([c.point_lps for c in channel]).reshape(-1, 3) for channel in nodes]
     links = {(p, n): rules.pairs_ok(points[p], points[n]) for n in range(len(nodes)) for p in rules.predecessors(n)}
+    skips: dict[int, list[int]] = {}
+    if skip_penalty is not None:
+        skips = {n: rules.skip_predecessors(n) for n in range(len(nodes))}
+        for n, before in skips.items():
+            for p in before:
+                links[(p, n, "skip")] = rules.skip_pairs_ok(points[p], points[n])
 
     # score[n][c][l]: best sum of a chain ending at candidate c of channel n with length min(l, m) (l = 1..m).
     neg = -np.inf
@@ -166,15 +198,17 @@ def select_sequence(
             bk: list[tuple[int, int, int] | None] = [None] * (m + 1)
             if cand.value >= end_min_value:
                 sc[1] = cand.value
-            for p in rules.predecessors(n):
-                for c2 in np.flatnonzero(links[(p, n)][:, c]).tolist():
+            steps = [(p, links[(p, n)], 0.0) for p in rules.predecessors(n)]
+            steps += [(p, links[(p, n, "skip")], float(skip_penalty)) for p in skips.get(n, [])]
+            for p, ok, cost in steps:
+                for c2 in np.flatnonzero(ok[:, c]).tolist():
                     for l2 in range(1, m + 1):
                         s = score[p][c2][l2]
                         if s == neg:
                             continue
                         length = min(l2 + 1, m)
-                        if s + cand.value > sc[length]:
-                            sc[length] = s + cand.value
+                        if s + cand.value - cost > sc[length]:
+                            sc[length] = s + cand.value - cost
                             bk[length] = (p, c2, l2)
             score[n].append(sc)
             back[n].append(bk)
@@ -215,6 +249,27 @@ def select_sequence(
 
     centroids = Centroids({c.label: c.point_lps for c in chain}, {c.label: c.value for c in chain})
     return SequenceResult(centroids, chain, float(best) if chain else 0.0, tuple(rejected))
+
+
+def fill_skipped(centroids: Centroids, rules: ChainRules | None = None) -> tuple[Centroids, list[int]]:
+    """The chain with each level it skipped (one non-transitional label between two chosen ones) placed
+    halfway between its neighbours, with confidence 0 (no heatmap vouches for it); and the labels placed."""
+    rules = rules or ChainRules()
+    order = [lab for lab in rules.labels if lab in centroids]
+    points = {lab: np.asarray(centroids[lab], dtype=np.float64) for lab in centroids.labels}
+    confidence = {lab: centroids.confidence_of(lab) for lab in centroids.labels}
+    placed = []
+    for a, b in itertools.pairwise(order):
+        between = rules.labels[rules.labels.index(a) + 1 : rules.labels.index(b)]
+        missing = [lab for lab in between if lab not in rules.transitional]
+        if len(missing) == 1:
+            points[missing[0]] = (points[a] + points[b]) / 2.0
+            confidence[missing[0]] = 0.0
+            placed.append(missing[0])
+    if not placed:
+        return centroids, []
+    conf = {k: v for k, v in confidence.items() if v is not None}
+    return Centroids(points, conf), placed
 
 
 def check_chain(centroids: Centroids, rules: ChainRules | None = None) -> list[str]:

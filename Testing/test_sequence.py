@@ -12,7 +12,7 @@ from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.geometry import Grid
 from SpineSegLib.heatmaps import Candidate, heatmap_candidates, heatmap_targets
-from SpineSegLib.sequence import ChainRules, check_chain, select_sequence
+from SpineSegLib.sequence import ChainRules, check_chain, fill_skipped, select_sequence
 
 ID = L.id_of
 
@@ -308,3 +308,43 @@ def test_heatmaps_to_sequence_end_to_end():
     for lab, p in true_pts.items():
         assert np.linalg.norm(result.centroids[lab] - p) < 0.2
         assert result.centroids.confidence_of(lab) > 0.85
+
+
+# ---------------------------------------------------------------------------------------- one skipped level
+
+
+def _gap_at_t10(t10=None):
+    """T5..L5 every 25 mm with T10's channel answering elsewhere (or not at all)."""
+    levels = ["T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    items = [item for item in column(levels, value=0.5) if item[0] != "T10"]
+    if t10 is not None:
+        items.append(("T10", t10, 0.3))
+    return cands(*items)
+
+
+def test_payers_rules_end_the_chain_at_a_level_whose_channel_has_nothing_there():
+    found = select_sequence(_gap_at_t10(t10=(0.0, 0.0, -70.0)))  # 55 mm off: no rule-abiding link
+    assert names(found) == ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]  # the longer run wins, T5-T9 lost
+
+
+def test_with_a_skip_the_chain_jumps_the_level_and_the_level_is_placed_between_its_neighbours():
+    found = select_sequence(_gap_at_t10(t10=(0.0, 0.0, -70.0)), skip_penalty=0.25)
+    assert names(found) == ["T5", "T6", "T7", "T8", "T9", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    assert math.isclose(found.score, 12 * 0.5 - 0.25)
+    filled, placed = fill_skipped(found.centroids)
+    assert placed == [ID("T10")] and filled.confidence_of(ID("T10")) == 0.0
+    np.testing.assert_allclose(filled[ID("T10")], [0.0, 0.0, -125.0])  # halfway between T9 and T11
+    assert check_chain(filled) == []
+
+
+def test_a_skip_is_never_taken_where_the_level_has_a_candidate_or_over_one_step():
+    # T10 where it belongs: the chain takes it, the penalty is never paid.
+    whole = select_sequence(_gap_at_t10(t10=(0.0, 0.0, -125.0)), skip_penalty=0.25)
+    assert ID("T10") in whole.centroids and math.isclose(whole.score, 13 * 0.5 - 0.2)
+    # One step (25 mm) between the two sides of the gap is one vertebra, not two: no skip link.
+    rules = ChainRules()
+    assert not rules.skip_pairs_ok(np.array([[0.0, 0.0, 0.0]]), np.array([[0.0, 0.0, -25.0]]))[0, 0]
+    assert rules.skip_pairs_ok(np.array([[0.0, 0.0, 0.0]]), np.array([[0.0, 0.0, -50.0]]))[0, 0]
+    # The skipped level is never a transitional one (T13 may be absent anyway): L1 may follow T11, jumping T12.
+    assert [rules.labels[p] for p in rules.skip_predecessors(rules.labels.index(ID("L1")))] == [ID("T11")]
+    assert fill_skipped(Centroids({ID("T12"): (0, 0, 0), ID("L1"): (0, 0, -25)}))[1] == []

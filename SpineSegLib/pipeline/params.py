@@ -136,6 +136,10 @@ class VertebraeParams(StageParams):
         inside_image: drop candidates outside the image (a vertebra counts when its centre is scanned).
         extend_ends: one more vertebra at a chain end from the all-channel heatmap (cut by the field of view).
         mixed_precision: float32 by default: sub-voxel peak refinement needs the precision.
+        allow_skip: off by default (Payer's rules: a chain skips no level); on, the chain may jump over one
+            level whose channel has no candidate near it, at ``skip_penalty`` to its score (Payer's confident
+            response, 0.25), and that level is placed halfway between its neighbours with confidence 0
+            (:func:`SpineSegLib.sequence.fill_skipped`).
     """
 
     stage = "vertebrae"
@@ -151,6 +155,8 @@ class VertebraeParams(StageParams):
     inside_image: bool = True
     extend_ends: bool = True
     mixed_precision: bool = False
+    allow_skip: bool = False
+    skip_penalty: float = 0.25
 
 
 @dataclasses.dataclass(frozen=True)

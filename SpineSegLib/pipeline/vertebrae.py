@@ -7,6 +7,7 @@ channel become candidates and the landmark sequence rules of Payer et al. pick t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..centroids import Centroids
 from ..geometry import Grid
 from ..heatmaps import Candidate, heatmap_candidates
 from ..models import ModelCard
-from ..sequence import SequenceResult, select_sequence
+from ..sequence import SequenceResult, fill_skipped, select_sequence
 from .chain_ends import extend_chain_ends, inside_image
 from .network_input import box_grid, image_box, predict, sample_input
 from .params import VertebraeParams
@@ -105,11 +106,16 @@ def landmarks_from_heatmaps(
         candidates = inside_image(candidates, image_grid)
     if params.border_mm > 0:
         candidates = _drop_near_z_border(candidates, image, float(params.border_mm))
-    sequence = select_sequence(candidates, min_value=float(params.min_value), end_min_value=float(params.end_min_value))
+    skip = float(params.skip_penalty) if params.allow_skip else None
+    sequence = select_sequence(
+        candidates, min_value=float(params.min_value), end_min_value=float(params.end_min_value), skip_penalty=skip
+    )
     if params.extend_ends:
         sequence = extend_chain_ends(
             sequence, heat, grid, image_grid, float(params.min_value), float(params.smoothing_sigma)
         )
+    if skip is not None:
+        sequence = dataclasses.replace(sequence, centroids=fill_skipped(sequence.centroids)[0])
     return candidates, sequence
 
 
