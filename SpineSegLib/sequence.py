@@ -5,7 +5,9 @@ at most one candidate per channel over a run of channels in anatomical order C1.
 The rules (Payer et al. 2019/2020, VISAPP 2020 section 2.2), all in :class:`ChainRules`:
 
 * no channel inside a chain is skipped, except the transitional T13 and L6 (a normal spine has neither, so
-  T12 -> L1 is allowed as well as T12 -> T13 -> L1);
+  T12 -> L1 is allowed as well as T12 -> T13 -> L1); SpineSeg's option ``skip_penalty`` of
+  :func:`select_sequence` lets a chain jump one other level, two steps apart, at a cost (a vertebra whose
+  channel has no maximum near it no longer ends the chain);
 * consecutive chosen landmarks are more than 12.5 mm and less than 50 mm apart, so one vertebra detected by two
   channels (e.g. T7 and T8 on the same spot) cannot be taken twice, and a far outlier cannot be chained;
 * the chain goes strictly cranial to caudal: each landmark lies strictly lower along the cranial direction
