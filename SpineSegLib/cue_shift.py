@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from . import labels as L
 from .centroids import Centroids
+from .labelmap import relabelled
 from .rib_cues import RibCue, contradictions, rib_cues
 from .sacrum_cue import SacrumCue, sacrum_cue
 
@@ -89,10 +90,4 @@ def rename_by_shift(labelmap: sitk.Image, centroids: Centroids, shift: int) -> t
     """Label map and centroids with every vertebra moved ``shift`` levels (positive: towards the feet);
     the mapping old -> new id. Labels outside the order (sacrum, T13, L6) keep their ids."""
     mapping = {lab: _rename(lab, shift) or lab for lab in centroids.labels if lab in ORDER}
-    arr = sitk.GetArrayFromImage(labelmap)
-    out = arr.copy()
-    for old, new in mapping.items():
-        out[arr == old] = new
-    renamed = sitk.GetImageFromArray(out)
-    renamed.CopyInformation(labelmap)
-    return renamed, centroids.relabelled(mapping), mapping
+    return relabelled(labelmap, mapping), centroids.relabelled(mapping), mapping

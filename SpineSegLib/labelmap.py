@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import SimpleITK as sitk
@@ -58,6 +58,16 @@ def label_centroids(image: sitk.Image, labels: Iterable[int] | None = None) -> C
         kji = np.asarray(ndimage.center_of_mass(arr[sl] == lab)) + [s.start for s in sl]
         points[lab] = grid.index_to_physical(kji[::-1])[0]
     return Centroids(points)
+
+
+def relabelled(image: sitk.Image, mapping: Mapping[int, int], others: int | None = None) -> sitk.Image:
+    """``image`` with its labels renamed by ``mapping``, all at once (a swap stays a swap); labels not in the
+    mapping keep their value, or all become ``others`` (e.g. 0) when it is given. The input is not changed."""
+    change = {float(a): float(b) for a, b in mapping.items() if a != b}
+    if others is not None:
+        present = np.unique(sitk.GetArrayViewFromImage(image))
+        change.update({float(v): float(others) for v in present.tolist() if int(v) not in mapping})
+    return sitk.ChangeLabel(image, changeMap=change) if change else image
 
 
 def without_labels(image: sitk.Image, labels: Iterable[int]) -> sitk.Image:

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from SpineSegLib import geometry as G
-from SpineSegLib.labelmap import bounding_boxes, fill_enclosed_background, label_centroids, label_ids
+from SpineSegLib.labelmap import bounding_boxes, fill_enclosed_background, label_centroids, label_ids, relabelled
 
 REAL_TS = Path(__file__).parent / "data" / "real" / "totalseg_example_abdomen_ct"
 REAL_MASK = REAL_TS / "derived_vert_verse-labels.nii.gz"
@@ -175,3 +175,22 @@ def test_fill_enclosed_background_keeps_other_labels_inside_a_cavity():
     k, j, i = np.indices(arr.shape)
     cavity = np.sqrt((k - 15) ** 2 + (j - 12) ** 2 + (i - 12) ** 2) <= 5
     assert np.all(out[cavity & (arr != 9)] == 3)
+
+
+def test_relabelled_renames_all_at_once_and_keeps_or_clears_the_rest():
+    arr = np.zeros((4, 5, 6), np.uint8)
+    arr[0], arr[1], arr[2] = 20, 21, 26  # L1, L2, sacrum
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.5, 0.7, 2.0))
+    img.SetOrigin((3.0, -4.0, 5.0))
+    swap = {20: 21, 21: 20}  # a swap: applied one after the other it would leave one label only
+    kept = relabelled(img, swap)
+    cleared = relabelled(img, swap, others=0)
+    for out in (kept, cleared):
+        assert out.GetPixelID() == img.GetPixelID() and G.Grid.of(out).same_as(G.Grid.of(img))
+    expected = arr.copy()
+    expected[0], expected[1] = 21, 20
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(kept), expected)
+    expected[2] = 0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(cleared), expected)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img), arr)  # the input is not changed

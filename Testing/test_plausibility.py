@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from SpineSegLib import labels as L
 from SpineSegLib.centroids import Centroids
 from SpineSegLib.io import read_centroids, write_centroids
+from SpineSegLib.labelmap import relabelled
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.plausibility import LEVEL_SPACING_MM, LEVEL_VOLUME_CM3, review
 
@@ -24,12 +25,7 @@ def _relabelled(ph, shift: int):
     """The phantom's mask and body centroids with every vertebra renamed ``shift`` levels up (L1 -> ...)."""
     order = [lab for lab in L.anatomical_order(L.HEATMAP_LABELS) if lab not in L.TRANSITIONAL_LABELS]
     mapping = {lab: order[order.index(lab) - shift] for lab in ph.body_centroids.labels if lab in order}
-    arr = sitk.GetArrayFromImage(ph.vertebra_labels)
-    out = np.zeros_like(arr)
-    for a, b in mapping.items():
-        out[arr == a] = b
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(ph.vertebra_labels)
+    img = relabelled(ph.vertebra_labels, mapping, others=0)
     return img, ph.body_centroids.subset(mapping).relabelled(mapping)
 
 

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from SpineSegLib import labels as L
 from SpineSegLib.cli import main
 from SpineSegLib.cue_shift import anatomy_shift, rename_by_shift
+from SpineSegLib.labelmap import relabelled
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.plausibility import review
 from SpineSegLib.rib_cues import contradictions, rib_cues
@@ -36,12 +37,7 @@ def _renamed(ph, shift: int, keep=None):
     """Mask and body centroids with every kept vertebra renamed ``shift`` levels (positive: towards the feet)."""
     keep = [lab for lab in ph.body_centroids.labels if lab in ORDER and (keep is None or lab in keep)]
     mapping = {lab: ORDER[ORDER.index(lab) + shift] for lab in keep}
-    arr = sitk.GetArrayFromImage(ph.vertebra_labels)
-    out = np.zeros_like(arr)
-    for a, b in mapping.items():
-        out[arr == a] = b
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(ph.vertebra_labels)
+    img = relabelled(ph.vertebra_labels, mapping, others=0)
     return img, ph.body_centroids.subset(mapping).relabelled(mapping)
 
 

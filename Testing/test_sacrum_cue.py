@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from SpineSegLib import labels as L
 from SpineSegLib.io import write_centroids
+from SpineSegLib.labelmap import relabelled
 from SpineSegLib.phantom import PhantomConfig, generate_phantom
 from SpineSegLib.plausibility import review
 from SpineSegLib.sacrum_cue import SacrumCue, sacrum_cue
@@ -31,12 +32,7 @@ def lumbar():
 def _renamed(mask: sitk.Image, ctd, keep: list[int], shift: int):
     """Mask and centroids of the vertebrae ``keep`` renamed ``shift`` levels (positive: towards the feet)."""
     mapping = {lab: lab + shift for lab in keep}
-    arr = sitk.GetArrayFromImage(mask)
-    out = np.zeros_like(arr)
-    for a, b in mapping.items():
-        out[arr == a] = b
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(mask)
+    img = relabelled(mask, mapping, others=0)
     return img, ctd.subset(keep).relabelled(mapping)
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import numpy as np
 import SimpleITK as sitk
 from machine import machine_info
 from results import write_results
@@ -35,6 +34,7 @@ from results import write_results
 from SpineSegLib import labels as L
 from SpineSegLib.cue_shift import suggested_shift
 from SpineSegLib.io import read_centroids, read_image, read_labelmap
+from SpineSegLib.labelmap import relabelled
 from SpineSegLib.plausibility import review
 from SpineSegLib.rib_cues import contradictions, rib_cues
 from SpineSegLib.sacrum_cue import SacrumCue, sacrum_cue
@@ -59,12 +59,7 @@ def shifted(mask: sitk.Image, centroids, k: int):
     if not levels or any(not 0 <= ORDER.index(lab) - k < len(ORDER) for lab in levels):
         return None
     mapping = {lab: ORDER[ORDER.index(lab) - k] for lab in levels}
-    arr = sitk.GetArrayFromImage(mask)
-    out = np.zeros_like(arr)
-    for a, b in mapping.items():
-        out[arr == a] = b
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(mask)
+    img = relabelled(mask, mapping, others=0)
     return img, centroids.subset(mapping).relabelled(mapping)
 
 

@@ -14,7 +14,7 @@ from ...centroids import Centroids
 from ...cue_shift import anatomy_shift, rename_by_shift
 from ...errors import SpineSegError
 from ...geometry import Grid
-from ...labelmap import label_centroids
+from ...labelmap import label_centroids, without_labels
 from ...methods import get_method
 from ...pipeline.base import PipelineResult, StagedPipeline, empty_like
 from ...pipeline.progress import CancelCheck, ProgressCallback
@@ -109,10 +109,6 @@ def _rename_by_anatomy(result: PipelineResult) -> None:
 
 def _keep_only(result: PipelineResult, wanted: set[int]) -> None:
     """Only the vertebrae ``wanted`` in the label map, the centroids and the confidences."""
-    arr = sitk.GetArrayFromImage(result.labelmap)
-    arr[~np.isin(arr, list(wanted))] = 0
-    kept = sitk.GetImageFromArray(arr)
-    kept.CopyInformation(result.labelmap)
-    result.labelmap = kept
+    result.labelmap = without_labels(result.labelmap, [lab for lab in result.centroids.labels if lab not in wanted])
     result.centroids = result.centroids.subset([lab for lab in result.centroids.labels if lab in wanted])
     result.segmentation_confidence = {k: v for k, v in result.segmentation_confidence.items() if k in wanted}
