@@ -81,10 +81,14 @@ class ChainRules:
 
     def pairs_ok(self, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         """(A, B) bool: whether ``lower[b]`` may follow ``upper[a]`` directly, for (A, 3) and (B, 3) points."""
+        return self._pairs_between(upper, lower, self.min_distance_mm, self.max_distance_mm)
+
+    def _pairs_between(self, upper: np.ndarray, lower: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        """(A, B) bool: ``lower[b]`` strictly between ``lo`` and ``hi`` mm from ``upper[a]`` and below it."""
         diff = np.asarray(upper, dtype=np.float64)[:, None, :] - np.asarray(lower, dtype=np.float64)[None, :, :]
         dist = np.linalg.norm(diff, axis=-1)
         drop = diff @ np.asarray(self.cranial, dtype=np.float64)
-        return (dist > self.min_distance_mm) & (dist < self.max_distance_mm) & (drop > 0)
+        return (dist > lo) & (dist < hi) & (drop > 0)
 
     def skip_predecessors(self, n: int) -> list[int]:
         """Positions that may come before ``n`` when the one non-transitional channel right before it is
@@ -97,10 +101,7 @@ class ChainRules:
     def skip_pairs_ok(self, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         """(A, B) bool: whether ``lower[b]`` may follow ``upper[a]`` with one vertebra between them (two steps:
         more than twice the largest spacing of one step would allow it is not, nor less than one step can be)."""
-        diff = np.asarray(upper, dtype=np.float64)[:, None, :] - np.asarray(lower, dtype=np.float64)[None, :, :]
-        dist = np.linalg.norm(diff, axis=-1)
-        drop = diff @ np.asarray(self.cranial, dtype=np.float64)
-        return (dist > SKIP_MIN_MM) & (dist < 2.0 * self.max_distance_mm) & (drop > 0)
+        return self._pairs_between(upper, lower, SKIP_MIN_MM, 2.0 * self.max_distance_mm)
 
     def predecessors(self, n: int) -> list[int]:
         """Positions in ``labels`` that may come right before position ``n`` (skipping transitional ones)."""
